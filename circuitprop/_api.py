@@ -1,0 +1,254 @@
+"""Public entry points: load a deck, find its operating point, run its ``.dc`` sweep.
+
+Each job compiles one function (ahead of time, so compile and solve are timed apart) and
+vmaps over batches of element values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._circuit import Circuit, CircuitInfo, MnaCircuit, Values, compile_circuit
+from ._energy import node_voltages, source_currents
+from ._errors import ConvergenceError, NetlistError
+from ._graph import check_topology
+from ._solve._mna import MnaOptions, mna_solve, split
+from ._solve._newton import NewtonOptions, newton_solve
+from ._solve._result import MESSAGES, SUCCESS
+from .netlist import Netlist, load, parse
+
+METHODS = ("newton", "relax")
+
+
+def as_netlist(deck: Netlist | str | os.PathLike) -> Netlist:
+    """A :class:`Netlist` from a Netlist, a path, or deck text (text has a newline)."""
+    if isinstance(deck, Netlist):
+        return deck
+    if isinstance(deck, str) and "\n" in deck:
+        return parse(deck)
+    return load(deck)
+
+
+def prepare(deck: Netlist | str | os.PathLike) -> tuple[Circuit | MnaCircuit, CircuitInfo]:
+    """Parse (if needed), check the topology, and compile a deck.
+
+    **Raises:** :class:`NetlistError` / :class:`TopologyError` for bad or ill-posed decks.
+    """
+    netlist = as_netlist(deck)
+    check_topology(netlist)
+    return compile_circuit(netlist)
+
+
+def _default_options(circuit, method: str, options):
+    if options is not None:
+        return options
+    if isinstance(circuit, MnaCircuit):
+        return MnaOptions()
+    if method == "relax":
+        from ._solve._relax import RelaxOptions
+
+        return RelaxOptions()
+    return NewtonOptions()
+
+
+def _solve_one(circuit, values: Values, options):
+    """Solve one point; returns (solution, node voltages, branch currents)."""
+    if isinstance(circuit, MnaCircuit):
+        x0 = jnp.zeros((circuit.n_nodes + circuit.n_br,))
+        sol = mna_solve(circuit, values, x0, options)
+        v, ib = split(circuit, sol.u)
+        return sol, v, ib
+    u0 = jnp.zeros((circuit.n_u,))
+    if isinstance(options, NewtonOptions):
+        sol = newton_solve(circuit, values, u0, options)
+    else:
+        from ._solve._relax import relax_solve
+
+        sol = relax_solve(circuit, values, u0, options)
+    v = node_voltages(circuit, values, sol.u)
+    return sol, v, source_currents(circuit, values, v)
+
+
+_solve_jit = jax.jit(_solve_one)
+_solve_batch_jit = jax.jit(jax.vmap(_solve_one, in_axes=(None, 0, None)))
+
+
+def _run(fn, *args):
+    """Compile ahead of time, then run and time the solve alone."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    t1 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    t2 = time.perf_counter()
+    return out, t1 - t0, t2 - t1
+
+
+def _check(sol, what: str, method: str, netlist: Netlist, index: Any = None) -> None:
+    result = np.asarray(sol.result)
+    bad = np.flatnonzero(result.reshape(-1) != SUCCESS)
+    if bad.size:
+        k = int(bad[0])
+        code = int(result.reshape(-1)[k])
+        where = f" at sweep point {k}" if index is not None else ""
+        steps = int(np.asarray(sol.steps).reshape(-1)[k])
+        raise ConvergenceError(
+            f"{netlist.source}: {what} ({method}){where}: {MESSAGES[code]} after {steps} steps")
+
+
+@dataclasses.dataclass
+class OperatingPoint:
+    """A DC operating point.
+
+    - ``voltages``: node name -> volts (every deck node; subcircuit internals as ``x1.mid``).
+    - ``currents``: element name -> amperes for V sources, inductors, E and H (ngspice sign:
+      positive from n+ through the element to n-).
+    - ``stats``: ``method``, ``steps`` (Newton iterations or implicit relaxation steps),
+      ``solve_seconds`` (the solve alone), ``compile_seconds``, ``krylov_iterations``.
+    """
+
+    voltages: dict[str, float]
+    currents: dict[str, float]
+    stats: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"voltages": self.voltages, "currents": self.currents, "stats": self.stats}
+
+
+@dataclasses.dataclass
+class DCSweep:
+    """The result of a ``.dc`` sweep, flattened in ngspice's order (first source fastest).
+
+    - ``sweep``: ``{"source": name, "values": [...]}`` (the first source's value per point).
+    - ``sweep2``: the same for the second (outer) source of a nested sweep, else ``None``.
+    - ``voltages``, ``currents``: name -> list of values, one per point.
+    """
+
+    sweep: dict[str, Any]
+    voltages: dict[str, list[float]]
+    currents: dict[str, list[float]]
+    stats: dict[str, Any]
+    sweep2: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"sweep": self.sweep, "voltages": self.voltages, "currents": self.currents}
+        if self.sweep2 is not None:
+            out["sweep2"] = self.sweep2
+        out["stats"] = self.stats
+        return out
+
+
+def _method_name(circuit, method: str) -> str:
+    return "newton-kcl" if isinstance(circuit, MnaCircuit) else method
+
+
+def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton",
+                    options=None) -> OperatingPoint:
+    """The DC operating point of a deck.
+
+    **Arguments:**
+
+    - ``deck``: a :class:`Netlist`, a path to a deck, or deck text.
+    - ``method``: ``"newton"`` (damped Newton–Krylov, default) or ``"relax"`` (the diffrax
+      transient to steady state). Decks with E/F/G/H are always solved by Newton on the KCL
+      residual (they have no energy).
+    - ``options``: a :class:`NewtonOptions` / :class:`RelaxOptions` to override tolerances.
+
+    **Returns:** an :class:`OperatingPoint`.
+
+    **Raises:** :class:`NetlistError` (bad deck), :class:`TopologyError` (ill-posed circuit),
+    :class:`ConvergenceError` (no steady state found).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    circuit, info = prepare(deck)
+    options = _default_options(circuit, method, options)
+    (sol, v, cur), compile_s, solve_s = _run(_solve_jit, circuit, info.defaults, options)
+    _check(sol, "operating point", _method_name(circuit, method), info.netlist)
+    v = np.asarray(v)
+    cur = np.asarray(cur)
+    voltages = {info.nodes[k]: float(v[k]) for k in info.reported}
+    currents = {name: float(cur[k]) for k, name in enumerate(info.currents)}
+    stats = {"method": _method_name(circuit, method), "steps": int(sol.steps),
+             "solve_seconds": solve_s, "compile_seconds": compile_s,
+             "krylov_iterations": int(sol.inner)}
+    return OperatingPoint(voltages, currents, stats)
+
+
+def sweep_values(info: CircuitInfo, name: str, values: np.ndarray) -> Values:
+    """A batch of :class:`Values` with element ``name`` (V, I or R) set to each of ``values``."""
+    d = info.defaults
+    n = len(values)
+    g = np.tile(np.asarray(d.g), (n, 1))
+    vs = np.tile(np.asarray(d.vsrc), (n, 1))
+    cs = np.tile(np.asarray(d.isrc), (n, 1))
+    if name in info.vbranches:
+        vs[:, info.vbranches.index(name)] = values
+    elif name in info.isources:
+        cs[:, info.isources.index(name)] = values
+    elif name in info.resistors:
+        g[:, info.resistors.index(name)] = 1.0 / np.asarray(values)
+    else:
+        raise NetlistError(f"{info.netlist.source}: .dc: {name!r} is not a V source, "
+                           "I source or resistor of this deck")
+    return Values(g=jnp.asarray(g), vsrc=jnp.asarray(vs), isrc=jnp.asarray(cs))
+
+
+def dc_sweep(deck: Netlist | str | os.PathLike, *, method: str = "newton",
+             options=None) -> DCSweep:
+    """Run the deck's ``.dc`` sweep (one or two nested sources), all points in one vmapped solve.
+
+    **Raises:** :class:`NetlistError` when the deck has no ``.dc``; otherwise as
+    :func:`operating_point`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    circuit, info = prepare(deck)
+    netlist = info.netlist
+    if not netlist.dc:
+        raise NetlistError(f"{netlist.source}: the deck has no .dc sweep")
+    s1 = netlist.dc[0]
+    v1 = np.asarray(s1.values(), dtype=np.float64)
+    if len(netlist.dc) > 1:
+        s2 = netlist.dc[1]
+        v2 = np.asarray(s2.values(), dtype=np.float64)
+        inner = np.tile(v1, len(v2))
+        outer = np.repeat(v2, len(v1))
+    else:
+        s2, inner, outer = None, v1, None
+    batch = sweep_values(info, s1.name, inner)
+    if s2 is not None:
+        other = sweep_values(info, s2.name, outer)
+        # apply the outer source on top of the inner one
+        idx = {"g": info.resistors, "vsrc": info.vbranches, "isrc": info.isources}
+        fields = {}
+        for f in ("g", "vsrc", "isrc"):
+            arr = np.asarray(getattr(batch, f)).copy()
+            if s2.name in idx[f]:
+                k = idx[f].index(s2.name)
+                arr[:, k] = np.asarray(getattr(other, f))[:, k]
+            fields[f] = jnp.asarray(arr)
+        batch = Values(**fields)
+    options = _default_options(circuit, method, options)
+    (sol, v, cur), compile_s, solve_s = _run(_solve_batch_jit, circuit, batch, options)
+    _check(sol, ".dc sweep", _method_name(circuit, method), netlist, index=True)
+    v = np.asarray(v)
+    cur = np.asarray(cur)
+    voltages = {info.nodes[k]: v[:, k].tolist() for k in info.reported}
+    currents = {name: cur[:, k].tolist() for k, name in enumerate(info.currents)}
+    stats = {"method": _method_name(circuit, method), "points": len(inner),
+             "steps": int(np.max(np.asarray(sol.steps))), "solve_seconds": solve_s,
+             "compile_seconds": compile_s}
+    sweep = {"source": s1.name, "values": inner.tolist()}
+    sweep2 = {"source": s2.name, "values": outer.tolist()} if s2 is not None else None
+    return DCSweep(sweep, voltages, currents, stats, sweep2)
+
+
+__all__ = ["DCSweep", "OperatingPoint", "dc_sweep", "operating_point", "prepare", "Path"]

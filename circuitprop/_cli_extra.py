@@ -1,0 +1,128 @@
+"""Sub-commands beyond ``op`` and ``dc``: ``gradcheck``, ``train``, ``build``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _cmd_gradcheck(args) -> int:
+    from .learn import gradcheck
+
+    res = gradcheck(args.experiment, sample=args.sample, rule=args.rule,
+                    estimator=args.estimator, beta=args.beta, eta=args.eta, split=args.split)
+    j = res.to_json()
+    if args.json:
+        json.dump(j, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    w = max([len("parameter")] + [len(p) for p in j["parameters"]])
+    print(f"sample {j['sample']}: loss {j['loss']:.10g}; rule {j['rule']}"
+          + (f" ({j['estimator']}, beta {j['beta']:g} S)" if j["rule"] in ("ep", "agnostic")
+             else ""))
+    print(f"{'parameter':<{w}}  {'g (S)':>12}  {'exact dL/dg':>17}  {'estimate':>17}  "
+          f"{'finite diff.':>17}")
+    for k, name in enumerate(j["parameters"]):
+        print(f"{name:<{w}}  {j['conductances'][k]:12.5e}  {j['exact'][k]: .10e}  "
+              f"{j['estimate'][k]: .10e}  {j['finite_difference'][k]: .10e}")
+    print(f"cosine(estimate, exact) = {j['cosine_exact']:.10f}")
+    print(f"cosine(estimate, finite differences) = {j['cosine_fd']:.10f}")
+    print(f"cosine(exact, finite differences) = {j['cosine_exact_fd']:.10f}")
+    print(f"relative error vs finite differences = {j['relative_error']:.3e}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from ._train import train
+
+    m = train(args.experiment, args.out, resume=args.resume, epochs=args.epochs,
+              progress=not args.no_progress)
+    line = f"{m['epochs']} epochs, test loss {m['test_loss']:.6g}"
+    if "test_accuracy" in m:
+        line += f", test accuracy {m['test_accuracy']:.4f}"
+    if m["epoch_seconds"]:
+        line += f", {m['mean_epoch_seconds']:.2f} s/epoch"
+    skipped = sum(m["nonconverged"])
+    if skipped:
+        line += f" ({skipped} sample phases did not converge and were skipped)"
+    print(line)
+    print(f"wrote {args.out}/metrics.json, trained.cir, checkpoint.npz, learning_curve.png")
+    return 0
+
+
+def _cmd_build(args) -> int:
+    from ._errors import CircuitpropError
+    from .builders._drn import drn_deck, drn_experiment
+
+    try:
+        deck = drn_deck(args.inputs, args.hidden, args.outputs, gain=args.gain, seed=args.seed,
+                        bias=args.bias, load=args.load, leak=args.leak, g_unit=args.g_unit,
+                        nonlinearity=args.nonlinearity,
+                        differential=not args.single_ended, input_pm=not args.direct_inputs)
+    except CircuitpropError as e:
+        from ._errors import ExperimentError
+
+        raise ExperimentError(str(e)) from None
+    if args.output == "-":
+        sys.stdout.write(deck)
+        return 0
+    from pathlib import Path
+
+    path = Path(args.output)
+    try:
+        path.write_text(deck, encoding="utf-8")
+    except OSError as e:
+        from ._errors import ExperimentError
+
+        raise ExperimentError(f"{path}: cannot write: {e.strerror}") from None
+    if args.experiment:
+        exp = drn_experiment(path.name, args.inputs, args.outputs, source=args.source,
+                             input_pm=not args.direct_inputs,
+                             differential=not args.single_ended, gain=args.gain,
+                             beta=args.beta, g_unit=args.g_unit)
+        Path(args.experiment).write_text(exp, encoding="utf-8")
+    return 0
+
+
+def add_commands(sub) -> None:
+    g = sub.add_parser("gradcheck", help="compare a learning rule's gradient estimate with "
+                       "the exact gradient and finite differences on one data sample")
+    g.add_argument("experiment", help="experiment TOML file")
+    g.add_argument("--sample", type=int, default=0, help="index of the data sample (train split)")
+    g.add_argument("--split", choices=("train", "test"), default="train")
+    g.add_argument("--rule", choices=("ep", "coupled", "contrastive", "agnostic", "exact"))
+    g.add_argument("--estimator", choices=("positive", "negative", "centered", "forward-2",
+                                           "forward-3", "forward-4", "forward-5"))
+    g.add_argument("--beta", type=float, help="nudging strength (siemens)")
+    g.add_argument("--eta", type=float, help="coupled: clamp fraction; agnostic: compliance")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.set_defaults(func=_cmd_gradcheck)
+
+    t = sub.add_parser("train", help="train an experiment")
+    t.add_argument("experiment", help="experiment TOML file")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    t.add_argument("--epochs", type=int, help="override [train] epochs (total)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    b = sub.add_parser("build", help="write a generated deck")
+    bsub = b.add_subparsers(dest="builder", required=True)
+    d = bsub.add_parser("drn", help="layered deep resistive network (fast-DRN style)")
+    d.add_argument("--inputs", type=int, required=True, help="number of data features")
+    d.add_argument("--hidden", type=int, nargs="*", default=[], help="hidden layer widths")
+    d.add_argument("--outputs", type=int, required=True, help="number of outputs (classes)")
+    d.add_argument("-o", "--output", required=True, help="deck file to write ('-': stdout)")
+    d.add_argument("--experiment", help="also write a matching experiment TOML here")
+    d.add_argument("--source", default="digits", help="[data] source of --experiment")
+    d.add_argument("--gain", type=float, default=100.0, help="input gain (V per unit)")
+    d.add_argument("--beta", type=float, default=1e-3, help="beta of --experiment (S)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--bias", type=float, default=0.0, help="diode bias source magnitude (V)")
+    d.add_argument("--load", type=float, default=1e-3, help="output load conductance (S)")
+    d.add_argument("--leak", type=float, default=0.0, help="hidden leak conductance (S)")
+    d.add_argument("--g-unit", type=float, default=1e-3, help="siemens per unit weight")
+    d.add_argument("--nonlinearity", choices=("rectifier", "clamp"), default="rectifier")
+    d.add_argument("--single-ended", action="store_true", help="one node per output")
+    d.add_argument("--direct-inputs", action="store_true", help="one source per input")
+    d.set_defaults(func=_cmd_build)

@@ -1,0 +1,149 @@
+"""The co-content energy of a reciprocal circuit and its derivatives on the reduced unknowns.
+
+``E(u) = Σ_R ½ g ΔV² + Σ_D Φ_D(ΔV) − Σ_I I·ΔV_I`` with voltage sources and inductors as fixed
+offsets (see :mod:`circuitprop._circuit`). Its gradient is the KCL residual (net current
+leaving each free node); its Hessian is the conductance matrix, applied matrix-free.
+
+An optional *nudge* adds ``Σ_k ½ β_k (V(p_k) − V(m_k) − y_k)²``: a conductance β from each
+output (or differential pair) to a source at its target. Learning uses it; plain solves
+pass ``None``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
+
+from ._circuit import Circuit, Values
+from ._devices import diode
+
+
+class Nudge(eqx.Module):
+    """Output costs ``½ β_k (V(p_k) − V(m_k) − y_k)²`` (node indices, ground = n_nodes)."""
+
+    p: Int[Array, " outputs"]
+    m: Int[Array, " outputs"]
+    beta: Float[Array, " outputs"]
+    target: Float[Array, " outputs"]
+
+
+def _seg(data, idx, n):
+    return jax.ops.segment_sum(data, idx, num_segments=n)
+
+
+def node_voltages(c: Circuit, values: Values, u) -> Float[Array, " nodes1"]:
+    """Every node voltage (ground slot last, 0) from the unknowns ``u``."""
+    u_ext = jnp.concatenate([u, jnp.zeros((1,), u.dtype)])
+    v = u_ext[c.node_var]
+    if c.off_node.shape[0]:
+        v = v + _seg(c.off_sign * values.vsrc[c.off_branch], c.off_node, c.n_nodes + 1)
+    return v.at[c.n_nodes].set(0.0)
+
+
+def _diode_eval(c: Circuit, v, vd0=None):
+    """``(vd, i, g, Φ)`` of every diode. With ``vd0`` the law is replaced by its tangent at
+    ``vd0`` (SPICE's junction initialisation, a linear companion model); Φ is then unused."""
+    d = c.diodes
+    vd = v[d.a] - v[d.b]
+    i, g, phi = diode(vd if vd0 is None else vd0, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
+    if vd0 is None:
+        return vd, i, g, phi
+    return vd, i + g * (vd - vd0), g, phi
+
+
+def energy_v(c: Circuit, values: Values, v, nudge: Nudge | None = None):
+    """The energy as a function of the full node-voltage vector."""
+    vr = v[c.r_a] - v[c.r_b]
+    e = 0.5 * jnp.sum(values.g * vr * vr)
+    if c.diodes.a.shape[0]:
+        e = e + jnp.sum(_diode_eval(c, v)[3])
+    if c.i_a.shape[0]:
+        e = e - jnp.sum(values.isrc * (v[c.i_b] - v[c.i_a]))
+    if nudge is not None:
+        dv = v[nudge.p] - v[nudge.m] - nudge.target
+        e = e + 0.5 * jnp.sum(nudge.beta * dv * dv)
+    return e
+
+
+def energy(c: Circuit, values: Values, u, nudge: Nudge | None = None):
+    """The co-content energy (plus the nudge, if any) at unknowns ``u``."""
+    return energy_v(c, values, node_voltages(c, values, u), nudge)
+
+
+def node_currents(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
+    """Net current leaving every node through devices (length n_nodes + 1); ``vd0``
+    linearises the diodes (see :func:`_diode_eval`)."""
+    n = c.n_nodes + 1
+    ir = values.g * (v[c.r_a] - v[c.r_b])
+    j = _seg(ir, c.r_a, n) - _seg(ir, c.r_b, n)
+    if c.diodes.a.shape[0]:
+        idd = _diode_eval(c, v, vd0)[1]
+        j = j + _seg(idd, c.diodes.a, n) - _seg(idd, c.diodes.b, n)
+    if c.i_a.shape[0]:
+        j = j + _seg(values.isrc, c.i_a, n) - _seg(values.isrc, c.i_b, n)
+    if nudge is not None:
+        inu = nudge.beta * (v[nudge.p] - v[nudge.m] - nudge.target)
+        j = j + _seg(inu, nudge.p, n) - _seg(inu, nudge.m, n)
+    return j
+
+
+def to_u(c: Circuit, j):
+    """Gather node quantities onto the unknowns (the transpose of ``node_voltages``)."""
+    return _seg(j[: c.n_nodes], c.node_var[: c.n_nodes], c.n_u + 1)[: c.n_u]
+
+
+def gradient(c: Circuit, values: Values, u, nudge: Nudge | None = None, vd0=None):
+    """∂E/∂u: the KCL residual on the unknowns (diodes linearised at ``vd0`` if given)."""
+    return to_u(c, node_currents(c, values, node_voltages(c, values, u), nudge, vd0))
+
+
+def branch_conductances(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
+    """``(a, b, G)``: every two-terminal small-signal conductance at state ``v``."""
+    a, b, g = [c.r_a], [c.r_b], [values.g]
+    if c.diodes.a.shape[0]:
+        a.append(c.diodes.a); b.append(c.diodes.b); g.append(_diode_eval(c, v, vd0)[2])
+    if nudge is not None:
+        a.append(nudge.p); b.append(nudge.m); g.append(nudge.beta)
+    return jnp.concatenate(a), jnp.concatenate(b), jnp.concatenate(g)
+
+
+def hessian_parts(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
+    """The Hessian of E on ``u`` as ``(ua, ub, G)`` (branch list) and its diagonal."""
+    a, b, g = branch_conductances(c, values, v, nudge, vd0)
+    ua, ub = c.node_var[a], c.node_var[b]
+    g = jnp.where(ua == ub, 0.0, g)
+    diag = (_seg(g, ua, c.n_u + 1) + _seg(g, ub, c.n_u + 1))[: c.n_u]
+    return ua, ub, g, diag
+
+
+def hvp(c: Circuit, ua, ub, g, x):
+    """Hessian-vector product from the branch list of :func:`hessian_parts`."""
+    x_ext = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+    i = g * (x_ext[ua] - x_ext[ub])
+    return (_seg(i, ua, c.n_u + 1) - _seg(i, ub, c.n_u + 1))[: c.n_u]
+
+
+def capacitance_parts(c: Circuit, node_cap: float):
+    """The capacitance matrix on ``u`` as a branch list plus a diagonal: every node carries
+    ``node_cap`` to ground, deck capacitors add their stamps."""
+    ones = jnp.full((c.n_nodes,), node_cap)
+    diag_nodes = _seg(ones, c.node_var[: c.n_nodes], c.n_u + 1)[: c.n_u]
+    ua, ub = c.node_var[c.c_a], c.node_var[c.c_b]
+    cv = jnp.where(ua == ub, 0.0, c.c_val)
+    diag = diag_nodes + (_seg(cv, ua, c.n_u + 1) + _seg(cv, ub, c.n_u + 1))[: c.n_u]
+    return ua, ub, cv, diag_nodes, diag
+
+
+def source_currents(c: Circuit, values: Values, v, nudge: Nudge | None = None):
+    """Current through every V source and inductor (ngspice sign: into n+, through, out n−)."""
+    j = node_currents(c, values, v, nudge)
+    if not c.cur_branch.shape[0]:
+        return jnp.zeros((c.n_vb,), v.dtype)
+    return _seg(c.cur_sign * j[c.cur_node], c.cur_branch, c.n_vb)
+
+
+def junction_voltages(c: Circuit, v):
+    """Voltage across every diode junction."""
+    return v[c.diodes.a] - v[c.diodes.b]

@@ -1,0 +1,176 @@
+"""The physical transient to steady state, as a diffrax ODE.
+
+Every node carries a capacitance (``node_cap``, 1 pF by default, plus the deck's capacitors),
+so the circuit obeys ``M du/dt = −∇E(u)``: currents charge the capacitors until KCL holds.
+The ODE is integrated by :class:`LinearlyImplicitEuler`, a Rosenbrock–Euler step
+``(M/h + H) Δ = −∇E`` whose linear system is solved by Jacobi-preconditioned CG on
+Hessian-vector products (no matrices), with the same junction limiting as the Newton solver.
+A loose PID controller lets the steps grow geometrically (pseudo-transient continuation), and
+a diffrax event stops the integration at steady state.
+
+diffrax is imported here only, so a plain Newton solve does not pay for its import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._circuit import Circuit, Values
+from .._energy import (
+    Nudge,
+    capacitance_parts,
+    gradient,
+    hessian_parts,
+    hvp,
+    junction_voltages,
+    node_currents,
+    node_voltages,
+    to_u,
+)
+from ._krylov import pcg
+from ._newton import initial_guess, limit_junctions
+from ._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
+
+
+class RelaxOptions(eqx.Module):
+    """Settings of :func:`relax_solve`.
+
+    - ``node_cap``: capacitance from every node to ground, farads (default 1 pF).
+    - ``rtol``, ``atol``: the PID controller's tolerances on the transient (loose on purpose:
+      only the end point matters).
+    - ``steady_rtol``: the steady-state event fires when the KCL residual is at most
+      ``steady_rtol`` times the largest branch current, or when a step of Newton size
+      (capacitive term negligible) moves no node by more than ``step_rtol·max|v| + step_atol``.
+    - ``max_steps``: cap on accepted + rejected steps.
+    """
+
+    node_cap: float = 1e-12
+    rtol: float = 0.3
+    atol: float = 0.1
+    steady_rtol: float = 1e-14
+    step_rtol: float = 1e-11
+    step_atol: float = 1e-13
+    dt0: float = 1e-9
+    max_steps: int = eqx.field(static=True, default=400)
+    cg_maxiter: int = eqx.field(static=True, default=20000)
+
+
+class _Args(eqx.Module):
+    c: Circuit
+    values: Values
+    nudge: Nudge | None
+    options: RelaxOptions
+    g0norm: jax.Array
+
+
+def _vector_field(t, y, args: _Args):
+    u, vj, steady = y
+    _, _, _, _, diag_m = capacitance_parts(args.c, args.options.node_cap)
+    return (-gradient(args.c, args.values, u, args.nudge) / diag_m, jnp.zeros_like(vj),
+            jnp.zeros_like(steady))
+
+
+class LinearlyImplicitEuler(diffrax.AbstractSolver):
+    """Rosenbrock–Euler for ``M du/dt = −∇E(u)`` with matrix-free CG.
+
+    The state is ``(u, vj, steady)``: node unknowns, the diodes' junction states (each diode
+    is linearised at ``vj`` and ``vj`` follows its junction voltage as far as pnjlim allows,
+    as in SPICE's transient), and the convergence measure of the last step (≤ 1: steady). The error estimate is ``h/2 · M_d⁻¹ (∇E(u0) − ∇E(u1))``, the
+    usual implicit-Euler local error with the lumped capacitance ``M_d``.
+    """
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar[Callable[..., diffrax.LocalLinearInterpolation]] = (
+        diffrax.LocalLinearInterpolation
+    )
+
+    def order(self, terms):
+        return 1
+
+    def init(self, terms, t0, t1, y0, args: _Args):
+        return jnp.asarray(0)
+
+    def step(self, terms, t0, t1, y0, args: _Args, solver_state, made_jump):
+        del made_jump
+        c, values, nudge, opt = args.c, args.values, args.nudge, args.options
+        h = t1 - t0
+        u0, vj0, _ = y0
+        has_d = bool(c.diodes.a.shape[0])
+        vd0 = vj0 if has_d else None
+        v = node_voltages(c, values, u0)
+        g0 = gradient(c, values, u0, nudge, vd0)
+        ua, ub, gb, diag_h = hessian_parts(c, values, v, nudge, vd0)
+        ca, cb, cv, cnode, diag_m = capacitance_parts(c, opt.node_cap)
+
+        def matvec(x):
+            mx = cnode * x + hvp(c, ca, cb, cv, x)
+            return mx / h + hvp(c, ua, ub, gb, x)
+
+        diag = diag_m / h + diag_h
+        gnorm = jnp.linalg.norm(g0)
+        eta = jnp.clip(gnorm / args.g0norm, 1e-13, 1e-3)
+        delta, its = pcg(matvec, -g0, 1.0 / diag, eta * gnorm, opt.cg_maxiter)
+        u1 = u0 + delta
+        vj1 = limit_junctions(c, values, u1, vj0)
+        v1 = node_voltages(c, values, u1)
+        j1 = node_currents(c, values, v1, nudge)
+        g1 = to_u(c, j1)
+        limited = jnp.any(vj1 != junction_voltages(c, v1)) if has_d else False
+        # steady-state measures
+        i_scale = jnp.max(jnp.abs(jnp.concatenate([
+            values.g * (v1[c.r_a] - v1[c.r_b]), jnp.abs(j1), jnp.abs(values.isrc),
+            jnp.zeros((1,), u0.dtype)])))
+        by_current = jnp.max(jnp.abs(g1), initial=0.0) / (opt.steady_rtol * i_scale + 1e-300)
+        newton_like = jnp.min(diag_h * h / diag_m, initial=jnp.inf) >= 1e8
+        step = jnp.max(jnp.abs(delta), initial=0.0)
+        by_step = step / (opt.step_atol + opt.step_rtol * jnp.max(jnp.abs(v1)))
+        steady = jnp.minimum(by_current, jnp.where(newton_like, by_step, jnp.inf))
+        steady = jnp.where(limited, jnp.inf, steady)
+        err = 0.5 * h * (g0 - g1) / diag_m
+        y1 = (u1, vj1, steady)
+        dense_info = dict(y0=y0, y1=y1)
+        zero = jnp.zeros_like(steady)
+        return y1, (err, jnp.zeros_like(vj1), zero), dense_info, solver_state + its, \
+            diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+def _steady(t, y, args, **kwargs):
+    return y[2] <= 1.0
+
+
+def relax_solve(c: Circuit, values: Values, u0, options: RelaxOptions, nudge: Nudge | None = None):
+    """Integrate the circuit's transient from ``u0`` until it is at steady state.
+
+    **Returns:** a :class:`Solution`; ``steps`` counts accepted implicit steps.
+    """
+    # start where SPICE's junction initialisation puts the circuit (diodes linearised at
+    # vcrit), so that the transient begins from a consistent state
+    u0, _ = initial_guess(c, values, u0, nudge, options.cg_maxiter)
+    vj0 = limit_junctions(c, values, u0, c.diodes.vcrit)
+    g0norm = jnp.maximum(jnp.linalg.norm(gradient(c, values, u0, nudge)), 1e-300)
+    args = _Args(c=c, values=values, nudge=nudge, options=options, g0norm=g0norm)
+    term = diffrax.ODETerm(_vector_field)
+    controller = diffrax.PIDController(
+        rtol=options.rtol, atol=options.atol, factormax=20.0, factormin=0.2,
+        norm=lambda y: jnp.max(jnp.abs(y[0]), initial=0.0))
+    y0 = (u0, vj0, jnp.asarray(jnp.inf, u0.dtype))
+    sol = diffrax.diffeqsolve(
+        term, LinearlyImplicitEuler(), t0=0.0, t1=jnp.inf, dt0=options.dt0, y0=y0, args=args,
+        stepsize_controller=controller, event=diffrax.Event(_steady),
+        saveat=diffrax.SaveAt(t1=True, solver_state=True), max_steps=options.max_steps, throw=False,
+    )
+    u = sol.ys[0][-1]
+    steady = sol.ys[2][-1] <= 1.0
+    finite = jnp.all(jnp.isfinite(u))
+    result = jnp.where(~finite, NONFINITE, jnp.where(steady, SUCCESS, MAX_STEPS))
+    inner = jnp.asarray(0) if sol.solver_state is None else sol.solver_state
+    return Solution(u=u, result=result, steps=sol.stats["num_accepted_steps"], inner=inner)

@@ -1,0 +1,3 @@
+"""Deck generators: random R+D networks, lattices, layered DRNs, flow networks."""
+
+from ._random import lattice as lattice, random_network as random_network

@@ -1,0 +1,142 @@
+"""Compare a learning rule's estimate with the exact gradient and finite differences."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from .._errors import ConvergenceError, ExperimentError
+from ._exact import exact_gradient, finite_difference
+from ._measure import from_settings
+from ._phases import problem_from_experiment
+from ._rules import rule_config, sample_gradient
+
+__all__ = ["gradcheck", "GradCheck", "cosine"]
+
+
+def cosine(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float("nan") if na != nb else 1.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+@dataclasses.dataclass
+class GradCheck:
+    """The result of :func:`gradcheck` (see ``to_json``)."""
+
+    parameters: list[str]
+    conductances: list[float]
+    loss: float
+    exact: list[float]
+    estimate: list[float]
+    finite_difference: list[float]
+    rule: str
+    estimator: str
+    beta: float
+    sample: int
+    outputs: list[float]
+    targets: list[float]
+
+    @property
+    def cosine_exact(self) -> float:
+        return cosine(self.estimate, self.exact)
+
+    @property
+    def cosine_fd(self) -> float:
+        return cosine(self.estimate, self.finite_difference)
+
+    @property
+    def relative_error(self) -> float:
+        """‖estimate − finite differences‖ / ‖finite differences‖."""
+        fd = np.asarray(self.finite_difference)
+        return float(np.linalg.norm(np.asarray(self.estimate) - fd) / np.linalg.norm(fd))
+
+    @property
+    def relative_error_exact(self) -> float:
+        ex = np.asarray(self.exact)
+        return float(np.linalg.norm(np.asarray(self.estimate) - ex) / np.linalg.norm(ex))
+
+    def to_json(self) -> dict:
+        return {
+            "parameters": self.parameters,
+            "conductances": self.conductances,
+            "loss": self.loss,
+            "exact": self.exact,
+            "estimate": self.estimate,
+            "finite_difference": self.finite_difference,
+            "cosine_exact": self.cosine_exact,
+            "cosine_fd": self.cosine_fd,
+            "cosine_exact_fd": cosine(self.exact, self.finite_difference),
+            "relative_error": self.relative_error,
+            "relative_error_exact": self.relative_error_exact,
+            "rule": self.rule,
+            "estimator": self.estimator,
+            "beta": self.beta,
+            "sample": self.sample,
+            "outputs": self.outputs,
+            "targets": self.targets,
+            "units": {"loss": "V^2 (mse) or nats (cross-entropy)", "gradient": "loss per S"},
+        }
+
+
+def gradcheck(experiment, sample: int = 0, rule: str | None = None,
+              estimator: str | None = None, beta: float | None = None,
+              eta: float | None = None, split: str = "train") -> GradCheck:
+    """Gradients of one data sample's loss w.r.t. the trainable conductances of the deck
+    (as written in the netlist): the rule's estimate, the exact gradient (implicit
+    differentiation) and central finite differences.
+
+    **Arguments:**
+
+    - ``experiment``: an :class:`~circuitprop.experiment.Experiment` or its path.
+    - ``sample``: index into the training split (``split="test"`` for the test split).
+    - ``rule``, ``estimator``, ``beta``, ``eta``: override the experiment's ``[learning]``.
+
+    **Raises:** :class:`ExperimentError` for a bad sample index or settings,
+    :class:`ConvergenceError` when a phase does not converge.
+    """
+    from ..experiment import load_experiment
+
+    if not hasattr(experiment, "learning"):
+        experiment = load_experiment(experiment)
+    learn = experiment.learning
+    rule = rule or learn.rule
+    estimator = estimator or learn.estimator
+    beta = float(beta if beta is not None else learn.beta)
+    eta = float(eta if eta is not None else learn.eta)
+    prob, pinfo = problem_from_experiment(experiment)
+    ds = experiment.load_data()
+    xs = ds.x_train if split == "train" else ds.x_test
+    ys = ds.y_train if split == "train" else ds.y_test
+    if not (0 <= sample < len(xs)):
+        raise ExperimentError(f"{experiment.path}: sample {sample} out of range "
+                              f"(the {split} split has {len(xs)} samples)")
+    x = np.asarray(experiment.encode_inputs(xs[sample : sample + 1])[0], dtype=np.float64)
+    y = np.asarray(experiment.encode_targets(ys[sample : sample + 1], ds.n_classes)[0],
+                   dtype=np.float64)
+    cfg = rule_config(rule, estimator, beta, eta, from_settings(experiment.measurement),
+                      learn.loss)
+    theta = np.asarray(prob.base.g)[np.asarray(prob.train_idx)]
+    key = jax.random.PRNGKey(experiment.measurement.seed)
+    ex = jax.jit(lambda p, t, a, b: exact_gradient(p, t, a, b))(prob, theta, x, y)
+    g_ex, loss, out, ok, _ = ex
+    if not bool(ok):
+        raise ConvergenceError(f"{experiment.path}: free phase of sample {sample} did not converge")
+    est = jax.jit(lambda p, t, a, b, k: sample_gradient(p, cfg, t, a, b, k))(prob, theta, x, y, key)
+    if not bool(est.ok):
+        raise ConvergenceError(
+            f"{experiment.path}: a {rule} phase of sample {sample} did not converge "
+            f"(beta {beta:g}; a negative nudge can make the energy unbounded)")
+    fd, fd_ok = jax.jit(finite_difference)(prob, theta, x, y)
+    if not bool(fd_ok):
+        raise ConvergenceError(f"{experiment.path}: a finite-difference re-solve did not converge")
+    f = lambda a: [float(v) for v in np.asarray(a)]  # noqa: E731
+    return GradCheck(parameters=pinfo.parameters, conductances=f(theta), loss=float(loss),
+                     exact=f(g_ex), estimate=f(est.grad), finite_difference=f(fd), rule=rule,
+                     estimator=estimator, beta=beta, sample=sample, outputs=f(out),
+                     targets=f(y))

@@ -1,0 +1,351 @@
+"""Phases of a learning circuit and what hardware can measure in them.
+
+A :class:`Problem` is a compiled reciprocal circuit together with the experiment's wiring:
+which resistors are trainable, which sources carry the inputs, which node pairs are the
+outputs. A *phase* is a steady state of the circuit with the inputs applied and, optionally,
+the outputs nudged (``E + β C``) or clamped (outputs held by voltage sources). What a phase
+returns is a :class:`Measurement`: the voltage drop across each trainable resistor and the
+output voltages, the only quantities the learning rules consume.
+
+Costs ``C(o, y)`` of the output voltages ``o``:
+
+- ``mse``: ``½ Σ_k (o_k − y_k)²``; nudging is a conductance β from each output to a source
+  at its target (:class:`circuitprop._energy.Nudge`), solved by the library's Newton solver.
+- ``cross-entropy``: softmax cross-entropy ``−Σ_k q_k log softmax(o)_k`` with ``q`` the
+  one-hot class of the target vector (its largest entry). The nudge ``β C`` is added to the
+  energy as a JAX function (an equivalent current injection ``−β ∂C/∂o``) and solved by
+  :func:`solve_cost`, a Newton–Krylov iteration with the same junction limiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
+from .._devices import junction_limit
+from .._energy import (
+    Nudge,
+    gradient,
+    hessian_parts,
+    hvp,
+    junction_voltages,
+    node_voltages,
+    to_u,
+)
+from .._errors import ExperimentError, NetlistError
+from .._solve._krylov import pcg
+from .._solve._newton import NewtonOptions, newton_solve
+from .._solve._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
+
+__all__ = [
+    "Problem",
+    "Measurement",
+    "make_problem",
+    "problem_from_experiment",
+    "cost",
+    "values_for",
+    "solve_free",
+    "solve_nudged",
+    "solve_clamped",
+    "measure",
+    "output_voltages",
+    "TIGHT",
+]
+
+#: Newton tolerances of the phases: tight enough for EP differences at β = 1e-6.
+TIGHT = NewtonOptions(rtol=1e-13, atol=1e-15, max_steps=400)
+
+LOSSES = ("mse", "cross-entropy")
+
+
+class Problem(eqx.Module):
+    """A compiled circuit wired for learning (all index arrays; vmappable, jittable).
+
+    - ``circuit``: the compiled :class:`~circuitprop._circuit.Circuit`.
+    - ``clamped``: the same circuit with one voltage source per output (outputs held),
+      used by coupled / contrastive learning; its extra sources are the last ``vsrc``.
+    - ``base``: the deck's :class:`Values`.
+    - ``train_idx``: indices of the trainable resistors in ``Values.g``.
+    - ``in_v_idx``/``in_v_col``: V-source inputs (``vsrc`` index, data column);
+      ``in_i_idx``/``in_i_col`` likewise for current sources.
+    - ``out_p``/``out_m``: node indices of each output (ground is ``circuit.n_nodes``).
+    - ``loss``: ``"mse"`` or ``"cross-entropy"``.
+    - ``options``: Newton tolerances of every phase.
+    """
+
+    circuit: Circuit
+    clamped: Circuit
+    base: Values
+    train_idx: Int[Array, " k"]
+    in_v_idx: Int[Array, " a"]
+    in_v_col: Int[Array, " a"]
+    in_i_idx: Int[Array, " b"]
+    in_i_col: Int[Array, " b"]
+    out_p: Int[Array, " o"]
+    out_m: Int[Array, " o"]
+    loss: str = eqx.field(static=True)
+    options: NewtonOptions = TIGHT
+
+    @property
+    def n_params(self) -> int:
+        return int(self.train_idx.shape[0])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.out_p.shape[0])
+
+
+@dataclasses.dataclass
+class ProblemInfo:
+    """Names that go with a :class:`Problem` (plain Python)."""
+
+    netlist: object
+    info: CircuitInfo
+    parameters: list[str]
+    inputs: list[str]
+    outputs: list[tuple[str, str]]
+
+
+def _clamped_netlist(netlist, outputs):
+    from ..netlist._types import Element
+
+    extra = [
+        Element(kind="v", name=f"vclamp#{k}", nodes=(p, m), value=0.0)
+        for k, (p, m) in enumerate(outputs)
+    ]
+    return dataclasses.replace(netlist, elements=list(netlist.elements) + extra)
+
+
+def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
+                 options: NewtonOptions = TIGHT) -> tuple[Problem, ProblemInfo]:
+    """Compile a deck for learning.
+
+    **Arguments:**
+
+    - ``netlist``: a :class:`~circuitprop.netlist.Netlist` (or a path / deck text).
+    - ``inputs``: V or I source names, in data column order.
+    - ``outputs``: ``(plus, minus)`` node pairs (``"0"`` is ground).
+    - ``trainable``: resistor names whose conductances learn.
+    - ``loss``: ``"mse"`` or ``"cross-entropy"``.
+    - ``options``: Newton tolerances of the phases.
+
+    **Returns:** ``(problem, problem_info)``.
+
+    **Raises:** :class:`NetlistError` for unknown names or a deck with controlled sources.
+    """
+    from .._api import as_netlist
+    from .._graph import check_topology
+
+    if loss not in LOSSES:
+        raise ExperimentError(f"loss must be one of {', '.join(LOSSES)} (got {loss!r})")
+    netlist = as_netlist(netlist)
+    check_topology(netlist)
+    circuit, info = compile_circuit(netlist)
+    if not isinstance(circuit, Circuit):
+        raise NetlistError(f"{netlist.source}: learning needs a reciprocal circuit "
+                           "(no E, F, G or H elements)")
+    clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
+    r_index = {n: k for k, n in enumerate(info.resistors)}
+    v_index = {n: k for k, n in enumerate(info.vbranches)}
+    i_index = {n: k for k, n in enumerate(info.isources)}
+    train_idx = []
+    for name in trainable:
+        if name.lower() not in r_index:
+            raise NetlistError(f"{netlist.source}: {name!r} is not a resistor of the deck")
+        train_idx.append(r_index[name.lower()])
+    in_v, in_i = [], []
+    for col, name in enumerate(inputs):
+        key = name.lower()
+        if key in v_index:
+            in_v.append((v_index[key], col))
+        elif key in i_index:
+            in_i.append((i_index[key], col))
+        else:
+            raise NetlistError(f"{netlist.source}: input {name!r} is not a V or I source")
+    gnd = circuit.n_nodes
+
+    def node(n: str) -> int:
+        if n == "0":
+            return gnd
+        if n not in info.node_index:
+            raise NetlistError(f"{netlist.source}: output node {n!r} is not a node of the deck")
+        return info.node_index[n]
+
+    ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32).reshape(-1))  # noqa: E731
+    prob = Problem(
+        circuit=circuit, clamped=clamped, base=info.defaults, train_idx=ia(train_idx),
+        in_v_idx=ia([a for a, _ in in_v]), in_v_col=ia([b for _, b in in_v]),
+        in_i_idx=ia([a for a, _ in in_i]), in_i_col=ia([b for _, b in in_i]),
+        out_p=ia([node(p) for p, _ in outputs]), out_m=ia([node(m) for _, m in outputs]),
+        loss=loss, options=options)
+    # the clamped circuit numbers nodes identically (the extra sources add no nodes)
+    assert cinfo.nodes == info.nodes
+    pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
+                        inputs=list(inputs), outputs=list(outputs))
+    return prob, pinfo
+
+
+def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = TIGHT):
+    """:func:`make_problem` from an :class:`~circuitprop.experiment.Experiment` (parses and
+    checks the deck unless ``netlist`` is given)."""
+    from ..experiment import check_names
+
+    if netlist is None:
+        netlist = experiment.load_netlist()
+    names = check_names(experiment, netlist)
+    return make_problem(netlist, experiment.inputs, experiment.outputs, names,
+                        experiment.learning.loss, options)
+
+
+# ----------------------------------------------------------------------------- costs
+
+
+def cost(loss: str, o, y):
+    """The cost of output voltages ``o`` against targets ``y`` (one sample)."""
+    if loss == "mse":
+        d = o - y
+        return 0.5 * jnp.sum(d * d)
+    q = (y >= jnp.max(y)).astype(o.dtype)
+    q = q / jnp.sum(q)
+    return -jnp.sum(q * jax.nn.log_softmax(o))
+
+
+def values_for(prob: Problem, theta, x, base: Values | None = None) -> Values:
+    """The circuit's :class:`Values` with trainable conductances ``theta`` and input
+    source values ``x`` (one sample, already encoded)."""
+    b = prob.base if base is None else base
+    g = b.g.at[prob.train_idx].set(theta)
+    vsrc = b.vsrc
+    if prob.in_v_idx.shape[0]:
+        vsrc = vsrc.at[prob.in_v_idx].set(x[prob.in_v_col])
+    isrc = b.isrc
+    if prob.in_i_idx.shape[0]:
+        isrc = isrc.at[prob.in_i_idx].set(x[prob.in_i_col])
+    return Values(g=g, vsrc=vsrc, isrc=isrc)
+
+
+def output_voltages(prob: Problem, v):
+    """Output voltages from full node voltages."""
+    return v[prob.out_p] - v[prob.out_m]
+
+
+class Measurement(eqx.Module):
+    """What a phase lets hardware measure: ``dv`` (voltage across each trainable resistor)
+    and ``out`` (output voltages). ``ok`` says the phase converged."""
+
+    dv: Float[Array, " k"]
+    out: Float[Array, " o"]
+    ok: Array
+
+    def energy_grad(self):
+        """``∂E/∂g_k = ½ ΔV_k²`` for every trainable resistor."""
+        return 0.5 * self.dv * self.dv
+
+
+def measure(prob: Problem, c: Circuit, values: Values, sol: Solution) -> Measurement:
+    """Read a phase's measurements from its solution."""
+    v = node_voltages(c, values, sol.u)
+    ra = c.r_a[prob.train_idx]
+    rb = c.r_b[prob.train_idx]
+    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=sol.result == SUCCESS)
+
+
+# ----------------------------------------------------------------------------- solves
+
+
+def _zeros(c: Circuit):
+    return jnp.zeros((c.n_u,), dtype=jnp.float64)
+
+
+def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
+    """The free phase (β = 0)."""
+    c = prob.circuit
+    return newton_solve(c, values, _zeros(c) if u0 is None else u0, prob.options)
+
+
+def solve_nudged(prob: Problem, values: Values, beta, y, u0) -> Solution:
+    """The phase minimising ``E + β C(o, y)``, warm-started from ``u0``."""
+    c = prob.circuit
+    if prob.loss == "mse":
+        nudge = Nudge(p=prob.out_p, m=prob.out_m,
+                      beta=jnp.full(prob.out_p.shape, 1.0) * beta, target=y)
+        return newton_solve(c, values, u0, prob.options, nudge)
+    return solve_cost(c, values, u0, prob.options,
+                      lambda o: beta * cost(prob.loss, o, y), prob.out_p, prob.out_m)
+
+
+def clamped_values(prob: Problem, values: Values, target) -> Values:
+    """Values of the clamped circuit: outputs held at ``target`` by the extra sources."""
+    return Values(g=values.g, vsrc=jnp.concatenate([values.vsrc, target]), isrc=values.isrc)
+
+
+def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solution, Values]:
+    """The clamped phase: every output held at ``target`` (hard clamp by voltage sources).
+    Returns the solution on the clamped circuit and its values."""
+    c = prob.clamped
+    cv = clamped_values(prob, values, target)
+    return newton_solve(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
+
+
+def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out_p, out_m):
+    """Newton–Krylov on ``E(u) + cfun(o(u))`` for a smooth convex output cost ``cfun``.
+
+    The same iteration as :func:`circuitprop._solve._newton.newton_solve` (diodes linearised
+    at their junction state, pnjlim on each step), with the cost's gradient and Hessian
+    (by forward-over-reverse differentiation) added to the circuit's.
+    """
+    has_d = bool(c.diodes.a.shape[0])
+
+    def cu(u):
+        v = node_voltages(c, values, u)
+        return cfun(v[out_p] - v[out_m])
+
+    gcu = jax.grad(cu)
+
+    def cond(state):
+        return (~state[4]) & (state[2] < options.max_steps)
+
+    def body(state):
+        u, vj, k, inner, _ = state
+        v = node_voltages(c, values, u)
+        vd0 = vj if has_d else None
+        ua, ub, gb, diag = hessian_parts(c, values, v, None, vd0)
+        g = gradient(c, values, u, None, vd0) + gcu(u)
+
+        def mv(x):
+            return hvp(c, ua, ub, gb, x) + jax.jvp(gcu, (u,), (x,))[1]
+
+        inv_diag = jnp.where(diag > 0, 1.0 / jnp.where(diag > 0, diag, 1.0), 1.0)
+        gnorm = jnp.linalg.norm(g)
+        du, its = pcg(mv, -g, inv_diag, 1e-12 * gnorm, options.cg_maxiter)
+        u_new = u + du
+        if has_d:
+            vd = junction_voltages(c, node_voltages(c, values, u_new))
+            vj_new = junction_limit(vd, vj, c.diodes.vte, c.diodes.vcrit)
+        else:
+            vj_new = vj
+        scale = jnp.max(jnp.abs(v), initial=0.0)
+        tol = options.atol + options.rtol * scale
+        small = jnp.max(jnp.abs(du), initial=0.0) <= tol
+        if has_d:
+            small = small & (jnp.max(jnp.abs(vd - vj), initial=0.0) <= 10 * tol)
+        done = small | (gnorm == 0) | ~jnp.all(jnp.isfinite(u_new))
+        return u_new, vj_new, k + 1, inner + its, done
+
+    vj0 = junction_voltages(c, node_voltages(c, values, u0)) if has_d else c.diodes.vcrit
+    init = (u0, vj0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(c.n_u == 0))
+    u, _, k, inner, done = jax.lax.while_loop(cond, body, init)
+    finite = jnp.all(jnp.isfinite(u))
+    result = jnp.where(~finite, NONFINITE, jnp.where(done, SUCCESS, MAX_STEPS))
+    return Solution(u=u, result=result, steps=k, inner=inner)
+
+
+def node_unknowns(c: Circuit, j):
+    """Gather node quantities onto the unknowns (re-exported helper)."""
+    return to_u(c, j)

@@ -1,0 +1,102 @@
+"""ngspice parity: every deck in tests/decks against ngspice's stored answer (NAME.json).
+
+* ``operating_point(path, method=m)`` for m in ("newton", "relax"): rtol 1e-6 (newton),
+  1e-5 (relax); atol 1e-9 V, 1e-12 A.
+* decks with ``.dc``: ``dc_sweep(path)`` against the stored sweep.
+* when ngspice is installed, the stored JSON is checked against a live ngspice run (stale refs).
+* decks with more than 200 nodes are marked ``slow``.
+
+circuitprop's API is imported lazily inside the tests so that collection works even before
+``operating_point``/``dc_sweep`` exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ngspice_tools import compare, have_ngspice, run_ngspice
+
+DECKS_DIR = Path(__file__).resolve().parent / "decks"
+SLOW_NODES = 200
+
+RTOL = {"newton": 1e-6, "relax": 1e-5}
+ATOL_V = 1e-9
+ATOL_I = 1e-12
+
+
+def _load_ref(deck: Path) -> dict:
+    return json.loads(deck.with_suffix(".json").read_text())
+
+
+def _deck_params(dc_only: bool = False) -> list:
+    params = []
+    for deck in sorted(DECKS_DIR.glob("*.cir")):
+        ref_path = deck.with_suffix(".json")
+        marks = []
+        if ref_path.exists():
+            ref = _load_ref(deck)
+            if dc_only and "dc" not in ref:
+                continue
+            if len(ref["op"]["voltages"]) > SLOW_NODES:
+                marks.append(pytest.mark.slow)
+        elif dc_only:
+            continue
+        params.append(pytest.param(deck, id=deck.stem, marks=marks))
+    return params
+
+
+DECKS = _deck_params()
+DC_DECKS = _deck_params(dc_only=True)
+
+
+def _fmt(problems: list[str], limit: int = 15) -> str:
+    head = "\n  ".join(problems[:limit])
+    more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return f"{len(problems)} mismatches:\n  {head}{more}"
+
+
+def test_corpus_is_complete():
+    decks = sorted(DECKS_DIR.glob("*.cir"))
+    assert len(decks) >= 60
+    missing = [d.name for d in decks if not d.with_suffix(".json").exists()]
+    assert not missing, f"no reference JSON (run python tests/make_refs.py): {missing}"
+
+
+@pytest.mark.parametrize("method", ["newton", "relax"])
+@pytest.mark.parametrize("deck", DECKS)
+def test_operating_point_matches_ngspice(deck: Path, method: str):
+    import circuitprop
+
+    ref = _load_ref(deck)["op"]
+    op = circuitprop.operating_point(deck, method=method)
+    problems = compare(op, ref, rtol=RTOL[method], atol_v=ATOL_V, atol_i=ATOL_I)
+    assert not problems, f"{deck.name} [{method}] " + _fmt(problems)
+
+
+@pytest.mark.parametrize("deck", DC_DECKS)
+def test_dc_sweep_matches_ngspice(deck: Path):
+    import circuitprop
+
+    ref = _load_ref(deck)["dc"]
+    sweep = circuitprop.dc_sweep(deck)
+    problems = compare(sweep, ref, rtol=RTOL["newton"], atol_v=ATOL_V, atol_i=ATOL_I)
+    assert not problems, f"{deck.name} [dc] " + _fmt(problems)
+
+
+@pytest.mark.skipif(not have_ngspice(), reason="ngspice not installed")
+@pytest.mark.parametrize("deck", DECKS)
+def test_stored_reference_is_fresh(deck: Path):
+    """The stored JSON still is what ngspice computes (catches edited decks / stale refs)."""
+    stored = _load_ref(deck)
+    live = run_ngspice(deck, analysis="both")
+    problems = compare(live["op"], stored["op"], rtol=1e-9, atol_v=1e-12, atol_i=1e-15)
+    # keys only in the live run would be missed by compare(): check both directions
+    for group in ("voltages", "currents"):
+        extra = set(live["op"][group]) - set(stored["op"][group])
+        problems += [f"{group}[{k}]: not in stored JSON" for k in sorted(extra)]
+    assert ("dc" in live) == ("dc" in stored), "a .dc card was added or removed"
+    if "dc" in live:
+        problems += compare(live["dc"], stored["dc"], rtol=1e-9, atol_v=1e-12, atol_i=1e-15)
+    assert not problems, f"{deck.name}: stale reference, rerun make_refs.py; " + _fmt(problems)
