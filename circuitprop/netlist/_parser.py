@@ -540,6 +540,12 @@ class _Parser:
         if not words:
             raise NetlistError("'.subckt' needs a name", line.file, line.line)
         name, ports = words[0], words[1:]
+        if any(w.endswith(":") for w in ports):
+            raise NetlistError(
+                f"subckt '{name}': 'params:' must be followed by name=value pairs",
+                line.file,
+                line.line,
+            )
         seen: set[str] = set()
         for p in ports:
             if p in _GROUND_NAMES:
@@ -1325,6 +1331,8 @@ class _Parser:
         elif words and words[-1].endswith("params:"):
             words[-1] = words[-1][: -len("params:")]
         name = words[0]
+        if any(w.endswith(":") for w in words):
+            raise _err(f"{name}: 'params:' must be followed by name=value pairs", line, ctx)
         if len(words) < 2:
             raise _err(f"{name}: a subckt instance needs nodes and a subckt name", line, ctx)
         sname = words[-1]

@@ -1,0 +1,133 @@
+"""Solver invariants: KCL at the solution, relax == newton, batching, no retracing, failures."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import circuitprop
+from circuitprop._circuit import compile_circuit
+from circuitprop._devices import VT, diode
+from circuitprop._energy import energy, gradient, node_currents, node_voltages
+from circuitprop._solve._newton import NewtonOptions, newton_solve
+from circuitprop.builders import random_network
+
+
+def test_thermal_voltage_matches_ngspice():
+    assert VT == pytest.approx(0.025864917007157463, rel=1e-15)
+
+
+@pytest.mark.parametrize("bv", [np.inf, 5.0])
+def test_diode_cocontent_derivative_is_current(bv):
+    from circuitprop._devices import diode_arrays
+
+    p = diode_arrays([(1e-14, 1.2, bv, 1e-3, 1.0)])
+    args = [jnp.asarray(p[k]) for k in ("is_", "vte", "tbv", "nbvt", "has_bv")]
+    vs = jnp.linspace(-7.0, 0.9, 4001)
+    i, g, _ = diode(vs, *args, 1e-12)
+    dphi = jax.vmap(jax.grad(lambda v: diode(v, *args, 1e-12)[2].sum()))(vs)
+    di = jax.vmap(jax.grad(lambda v: diode(v, *args, 1e-12)[0].sum()))(vs)
+    np.testing.assert_allclose(dphi, i, rtol=1e-9, atol=1e-20)
+    np.testing.assert_allclose(di, g, rtol=1e-9, atol=1e-20)
+    assert np.all(np.diff(np.asarray(i)) >= 0), "diode current must be monotone"
+
+
+def _kcl_residual(deck_text):
+    circuit, info = circuitprop.prepare(deck_text)
+    sol = newton_solve(circuit, info.defaults, jnp.zeros(circuit.n_u), NewtonOptions())
+    assert int(sol.result) == 0
+    v = node_voltages(circuit, info.defaults, sol.u)
+    j = node_currents(circuit, info.defaults, v)
+    scale = float(jnp.max(jnp.abs(info.defaults.g * (v[circuit.r_a] - v[circuit.r_b]))))
+    return circuit, info, sol, float(jnp.max(jnp.abs(gradient(circuit, info.defaults, sol.u)))), scale, j
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(8, 60), seed=st.integers(0, 10_000), diodes=st.booleans())
+def test_random_decks_satisfy_kcl_and_methods_agree(n, seed, diodes):
+    deck = random_network(n, seed=seed, diodes=diodes)
+    _, _, _, resid, scale, _ = _kcl_residual(deck)
+    assert resid <= 1e-9 * scale + 1e-15
+    a = circuitprop.operating_point(deck)
+    b = circuitprop.operating_point(deck, method="relax")
+    for k, v in a.voltages.items():
+        assert b.voltages[k] == pytest.approx(v, rel=1e-7, abs=1e-10)
+
+
+def test_energy_is_minimal_at_the_solution():
+    deck = random_network(40, seed=3)
+    circuit, info = circuitprop.prepare(deck)
+    sol = newton_solve(circuit, info.defaults, jnp.zeros(circuit.n_u), NewtonOptions())
+    e0 = energy(circuit, info.defaults, sol.u)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        du = jnp.asarray(rng.normal(size=circuit.n_u)) * 1e-3
+        assert energy(circuit, info.defaults, sol.u + du) > e0
+
+
+def test_batched_sweep_equals_single_solves(tmp_path):
+    deck = tmp_path / "s.cir"
+    deck.write_text("sweep\nv1 in 0 1\nr1 in a 1k\nd1 a 0 dm\nr2 a 0 10k\n"
+                    ".model dm D(IS=1e-14 N=1.1)\n.dc v1 0 2 0.25\n.end\n")
+    res = circuitprop.dc_sweep(deck)
+    for k, val in enumerate(res.sweep["values"]):
+        text = deck.read_text().replace("v1 in 0 1", f"v1 in 0 {val!r}")
+        op = circuitprop.operating_point(text)
+        assert res.voltages["a"][k] == pytest.approx(op.voltages["a"], rel=1e-10, abs=1e-14)
+        assert res.currents["v1"][k] == pytest.approx(op.currents["v1"], rel=1e-9, abs=1e-16)
+
+
+def test_no_retrace_for_new_values():
+    deck = random_network(30, seed=1)
+    circuit, info = circuitprop.prepare(deck)
+    traces = []
+
+    @jax.jit
+    def solve(values):
+        traces.append(1)
+        return newton_solve(circuit, values, jnp.zeros(circuit.n_u), NewtonOptions()).u
+
+    solve(info.defaults)
+    for scale in (0.5, 2.0, 3.0):
+        vals = circuitprop.Values(g=info.defaults.g * scale, vsrc=info.defaults.vsrc * scale,
+                                  isrc=info.defaults.isrc)
+        solve(vals)
+    assert len(traces) == 1
+
+
+def test_nonconvergence_is_an_error_not_nan():
+    deck = random_network(60, seed=2)
+    with pytest.raises(circuitprop.ConvergenceError, match="did not converge"):
+        circuitprop.operating_point(deck, options=NewtonOptions(max_steps=1))
+
+
+def test_multigrid_path_agrees_with_jacobi():
+    from circuitprop.builders import lattice
+
+    deck = lattice(60, 60, seed=4)
+    circuit, info = circuitprop.prepare(deck)
+    assert circuit.mg is not None
+    plain = compile_circuit(info.netlist)[0]
+    plain = type(plain)(**{**{f: getattr(plain, f) for f in plain.__dataclass_fields__}, "mg": None})
+    a = newton_solve(circuit, info.defaults, jnp.zeros(circuit.n_u), NewtonOptions())
+    b = newton_solve(plain, info.defaults, jnp.zeros(plain.n_u), NewtonOptions())
+    assert int(a.result) == 0 and int(b.result) == 0
+    assert int(a.inner) < int(b.inner)
+    np.testing.assert_allclose(a.u, b.u, rtol=1e-9, atol=1e-12)
+
+
+def test_controlled_sources_use_kcl_newton():
+    text = ("ctl\nv1 in 0 1\nr1 in 0 1k\ne1 e 0 in 0 3\nre e 0 1k\ng1 0 g in 0 1m\nrg g 0 2k\n"
+            "vs x 0 0\nrx in x 500\nf1 0 f vs 2\nrf f 0 1k\nh1 h 0 vs 100\nrh h 0 1k\n.end\n")
+    op = circuitprop.operating_point(text)
+    assert op.stats["method"] == "newton-kcl"
+    assert op.voltages["e"] == pytest.approx(3.0, rel=1e-12)
+    assert op.voltages["g"] == pytest.approx(2.0, rel=1e-12)
+    ix = 1.0 / 500
+    assert op.currents["vs"] == pytest.approx(ix, rel=1e-12)
+    assert op.voltages["f"] == pytest.approx(2 * ix * 1e3, rel=1e-12)
+    assert op.voltages["h"] == pytest.approx(100 * ix, rel=1e-12)
