@@ -19,28 +19,57 @@ if _os.environ.get("CIRCUITPROP_X64", "1") != "0":
 
 from ._api import (  # noqa: E402
     DCSweep as DCSweep,
+)
+from ._api import (
     OperatingPoint as OperatingPoint,
+)
+from ._api import (
     as_netlist as as_netlist,
+)
+from ._api import (
     dc_sweep as dc_sweep,
+)
+from ._api import (
     operating_point as operating_point,
+)
+from ._api import (
     prepare as prepare,
 )
 from ._circuit import (  # noqa: E402
     Circuit as Circuit,
+)
+from ._circuit import (
     CircuitInfo as CircuitInfo,
+)
+from ._circuit import (
     MnaCircuit as MnaCircuit,
+)
+from ._circuit import (
     Values as Values,
+)
+from ._circuit import (
     compile_circuit as compile_circuit,
 )
 from ._errors import (  # noqa: E402
     CircuitpropError as CircuitpropError,
+)
+from ._errors import (
     ConvergenceError as ConvergenceError,
+)
+from ._errors import (
     ExperimentError as ExperimentError,
+)
+from ._errors import (
     NetlistError as NetlistError,
+)
+from ._errors import (
     TopologyError as TopologyError,
 )
-from ._graph import check_topology as check_topology, netlist_graph as netlist_graph  # noqa: E402
+from ._graph import check_topology as check_topology  # noqa: E402
+from ._graph import netlist_graph as netlist_graph
 from ._solve._newton import NewtonOptions as NewtonOptions  # noqa: E402
-from .netlist import Netlist as Netlist, load as load, parse as parse  # noqa: E402
+from .netlist import Netlist as Netlist  # noqa: E402
+from .netlist import load as load
+from .netlist import parse as parse
 
 __version__ = "0.1.0"

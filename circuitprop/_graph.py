@@ -22,13 +22,16 @@ search on plain dicts); networkx is only used by :func:`netlist_graph`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import networkx
+
 import contextlib
 import dataclasses
 import gc
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-
-import networkx as nx
 
 from circuitprop._errors import TopologyError
 from circuitprop.netlist._types import GROUND, Element, Netlist
@@ -128,7 +131,7 @@ def _error(message: str, netlist: Netlist, culprits: Iterable[Element]) -> Topol
 # ---------------------------------------------------------------------------- the graph
 
 
-def netlist_graph(netlist: Netlist) -> nx.MultiGraph:
+def netlist_graph(netlist: Netlist) -> networkx.MultiGraph:
     """The circuit as an undirected :class:`networkx.MultiGraph`.
 
     - Graph nodes are node names: ground ``"0"`` (always present, first) then every node of
@@ -143,6 +146,8 @@ def netlist_graph(netlist: Netlist) -> nx.MultiGraph:
     - ``graph.graph["controls"]``: ``{name: (nc_plus, nc_minus)}`` for every E and G
       element (the controlling pair is not an edge).
     """
+    import networkx as nx  # imported here: a solve does not pay for it
+
     g = nx.MultiGraph()
     g.graph["title"] = netlist.title
     g.graph["source"] = netlist.source

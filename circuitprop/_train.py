@@ -17,6 +17,7 @@ Files written to the output folder:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -61,23 +62,28 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
 def _make_eval(prob):
     from .learn._exact import loss_at
 
-    def one(theta, x, y):
-        loss, o, sol = loss_at(prob, theta, x, y)
-        return loss, o, sol.result == 0
+    def one(theta, x, y, u0):
+        loss, o, sol = loss_at(prob, theta, x, y, u0)
+        return loss, o, sol.result == 0, sol.u
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))
 
 
-def evaluate(eval_fn, theta, x, y, chunk: int = 256):
-    """``(losses, outputs, ok)`` of every sample, in padded chunks of one compiled shape."""
+def evaluate(eval_fn, theta, x, y, cache: np.ndarray, chunk: int = 256):
+    """``(losses, outputs, ok)`` of every sample, in padded chunks of one compiled shape;
+    ``cache`` holds each sample's last free state (warm start), updated in place."""
     n = len(x)
     chunk = max(1, min(chunk, n))
     ls, os_, oks = [], [], []
     for s in range(0, n, chunk):
-        xb, yb = x[s : s + chunk], y[s : s + chunk]
+        xb, yb, ub = x[s : s + chunk], y[s : s + chunk], cache[s : s + chunk]
         m = len(xb)
-        loss, o, ok = eval_fn(theta, _pad(xb, chunk), _pad(yb, chunk))
-        ls.append(np.asarray(loss)[:m]); os_.append(np.asarray(o)[:m]); oks.append(np.asarray(ok)[:m])
+        loss, o, ok, u = eval_fn(theta, _pad(xb, chunk), _pad(yb, chunk), _pad(ub, chunk))
+        ok = np.asarray(ok)[:m]
+        cache[s : s + m][ok] = np.asarray(u)[:m][ok]
+        ls.append(np.asarray(loss)[:m])
+        os_.append(np.asarray(o)[:m])
+        oks.append(ok)
     return np.concatenate(ls), np.concatenate(os_), np.concatenate(oks)
 
 
@@ -139,6 +145,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
     **Returns:** a :class:`TrainResult`, the content of ``metrics.json``: ``rule``,
     ``estimator``, ``epochs``, ``train_loss_history`` (mean free-phase loss of each epoch),
+    ``train_accuracy_history`` (running: the free-phase outputs seen during the epoch),
     ``test_loss_history``, ``test_loss``, ``train_accuracy_history`` /
     ``test_accuracy_history`` / ``test_accuracy`` / ``train_accuracy`` (classification),
     ``epoch_seconds``, ``nonconverged`` (samples whose phases did not converge, skipped),
@@ -167,6 +174,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     prob, pinfo = problem_from_experiment(exp, netlist, TRAIN_OPTIONS)
     cfg = rule_config(rule, estimator, learn.beta, learn.eta, from_settings(exp.measurement),
                       learn.loss)
+    cfg = dataclasses.replace(cfg, warm=True)
     ds = exp.load_data()
     xtr = np.asarray(exp.encode_inputs(ds.x_train), dtype=np.float64)
     ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), dtype=np.float64)
@@ -228,15 +236,22 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     step_jit = jax.jit(step, donate_argnums=())
     eval_fn = _make_eval(prob)
 
+    eval_cache = {"train": np.zeros((len(xtr), prob.circuit.n_u)),
+                  "test": np.zeros((len(xte), prob.circuit.n_u))}
+
     def eval_split(theta, x, y, labels):
         if len(x) == 0:
             return float("nan"), None
-        loss, o, ok = evaluate(eval_fn, theta, x, y)
+        which = "train" if x is xtr else "test"
+        loss, o, ok = evaluate(eval_fn, theta, x, y, eval_cache[which])
         acc = None
         if classification:
             acc = float(np.mean(exp.predict_classes(o, ds.n_classes) == labels))
         return float(np.mean(loss)), acc
 
+    if start_epoch == 0 and n_epochs > 0:
+        # every sample's first free state: a cold (SPICE-initialised) solve
+        evaluate(eval_fn, params * g_unit, xtr, ytr, u_cache)
     base_key = jax.random.PRNGKey(exp.measurement.seed)
     n_batches = math.ceil(n_train / bs)
     bar = None
@@ -249,14 +264,14 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         t0 = time.perf_counter()
         order = rng.permutation(n_train) if t.shuffle else np.arange(n_train)
         lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=jnp.float64)
-        losses, bad = [], 0
+        losses, outs, seen, bad = [], [], [], 0
         for b in range(n_batches):
             idx = order[b * bs : (b + 1) * bs]
             m = len(idx)
             pidx = _pad(idx, bs)
             wb = jnp.asarray((np.arange(bs) < m).astype(np.float64))
             key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
-            params, opt_state, loss, _, ok, u_new = step_jit(
+            params, opt_state, loss, o, ok, u_new = step_jit(
                 params, opt_state, jnp.asarray(xtr[pidx]), jnp.asarray(ytr[pidx]), wb,
                 jnp.asarray(u_cache[pidx]), key, lr)
             u_new = np.asarray(u_new)
@@ -264,6 +279,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             okm = np.asarray(ok)[:m]
             bad += int(np.sum(~okm))
             losses.append(np.asarray(loss)[:m][okm])
+            outs.append(np.asarray(o)[:m])
+            seen.append(idx)
             if bar is not None:
                 bar.update(1)
         train_loss = float(np.mean(np.concatenate(losses))) if losses else float("nan")
@@ -274,7 +291,9 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         hist["test_loss_history"].append(test_loss)
         hist["nonconverged"].append(bad)
         if classification:
-            _, train_acc = eval_split(theta, xtr, ytr, ds.y_train)
+            # running accuracy: the free-phase outputs seen during the epoch
+            pred = exp.predict_classes(np.concatenate(outs), ds.n_classes)
+            train_acc = float(np.mean(pred == np.asarray(ds.y_train)[np.concatenate(seen)]))
             hist["train_accuracy_history"].append(train_acc)
             hist["test_accuracy_history"].append(test_acc)
         if bar is not None:
@@ -305,6 +324,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         n_train=n_train, n_test=len(xte), test_loss=test_loss, **hist)
     if classification:
         train_loss, train_acc = eval_split(jnp.asarray(theta), xtr, ytr, ds.y_train)
+        metrics["train_loss"] = train_loss
         metrics["test_accuracy"] = test_acc
         metrics["train_accuracy"] = train_acc
     metrics["mean_epoch_seconds"] = (float(np.mean(hist["epoch_seconds"]))

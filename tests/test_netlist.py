@@ -235,7 +235,9 @@ def test_unterminated_control_block():
 
 
 def test_logical_lines_locations_and_raw_case():
-    title, lines, end = logical_lines("T\nR1 A B 1K\n+ M=2\n.INCLUDE Foo.cir\n.end\n", "f", top=True)
+    title, lines, end = logical_lines(
+        "T\nR1 A B 1K\n+ M=2\n.INCLUDE Foo.cir\n.end\n", "f", top=True
+    )
     assert title == "T"
     assert [(ln.text, ln.line) for ln in lines] == [
         ("r1 a b 1k m=2", 2),
@@ -456,6 +458,10 @@ EXPRESSIONS = [
     ("abs(-1k)", 1000.0),
     ("1e3", 1000.0),
     ("1e+3", 1000.0),
+    ("sqr(3)", 9.0),
+    ("arctan(1)", math.atan(1)),
+    ("ternary_fcn(1, 2, 3)", 2.0),
+    ("ternary_fcn(0, 2, 3)", 3.0),
 ]
 
 
@@ -534,3 +540,20 @@ def test_expressions_in_deck_values():
 def test_expression_error_in_deck_names_text_and_line():
     err = raises("V1 a 0 1\nR1 a 0 {2k +* 3}\n", "r1", "'2k +* 3'", line=3)
     assert err.file == "<string>"
+
+
+def test_ngspice_xpressn_regression_deck():
+    """ngspice's own expression regression deck (tests/decks, BSD): every 'v..._t' source
+    must equal its gold 'v..._g' twin."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "decks" / "ngspice_xpressn-1.cir"
+    if not path.exists():
+        pytest.skip("ngspice regression deck not in the corpus")
+    from circuitprop.netlist import load
+
+    v = {e.name: e.value for e in load(path).elements}
+    pairs = [(k, k[:-2] + "_g") for k in v if k.endswith("_t") and k[:-2] + "_g" in v]
+    assert len(pairs) > 100
+    for t, g in pairs:
+        assert v[t] == pytest.approx(v[g], rel=1e-12, abs=1e-15), t

@@ -45,6 +45,14 @@ def raises(body: str, *fragments: str, line: int | None = None) -> NetlistError:
         ("R1 a 0 1k tc1=0.1 tc2=0.01", 1e3),  # tc irrelevant at T = TNOM (ngspice agrees)
         ("R1 a 0 1k temp=27", 1e3),
         ("R1 a 0 1k dtemp=0 tc1=0.1", 1e3),
+        # temperature coefficients, as ngspice: 1 + tc1 dT + tc2 dT^2, or 1.01^(tce dT)
+        ("R1 a 0 1k temp=50", 1e3),
+        ("R1 a 0 1k temp=50 tc1=0.01", 1230.0),
+        ("R1 a 0 1k temp=50 dtemp=10 tc1=0.01", 1230.0),  # dtemp ignored with temp
+        ("R1 a 0 1k dtemp=10 tc1=0.1", 2e3),
+        ("R1 a 0 1k dtemp=10 tc1=0.1 tc2=0.01", 3e3),
+        ("R1 a 0 1k dtemp=10 tce=2", 1e3 * 1.01**20),
+        ("R1 a 0 4Meg7 tc1=1e-6 tc2=1e-9 dtemp=6", 4e6 * (1 + 6e-6 + 36e-9)),
         ("R1 a 0 1k ac=2k", 1e3),
         ("R1 a 0 1k noisy=0", 1e3),
         ("R1 a 0 10kOhm", 1e4),
@@ -74,6 +82,10 @@ def test_resistor_forms(card, value):
         (".model rm R(rsh=100 defw=2u narrow=0.5u short=1u)\nR1 a 0 rm l=11u", 900.0),
         (".model rm R(r=2k rsh=100)\nR1 a 0 rm", 100.0),  # sheet resistance wins over r
         (".model rm R(r=2k rsh=100)\nR1 a 0 rm 3k l=10u w=1u", 3e3),
+        (".model rm R(resistance=2k)\nR1 a 0 rm", 2e3),
+        (".model rt R(r=1k tnom=20 tc1=0.01 tc2=0.001)\nR1 a 0 rt", 1e3 * (1 + 0.07 + 0.049)),
+        (".model rt R(r=1k tnom=20 tc1=0.01)\nR1 a 0 rt dtemp=5 tc1=0.2", 1e3 * (1 + 0.2 * 12)),
+        (".model rt R(r=1k tce=1)\nR1 a 0 rt temp=37", 1e3 * 1.01**10),
     ],
 )
 def test_resistor_models(cards, value):
@@ -102,8 +114,7 @@ def test_resistor_models(cards, value):
         ("R1 a 0 1k m=-1", ("r1", "must be positive")),
         ("R1 a 0 abc", ("r1", "bad value 'abc'")),
         ("R1 a 0 2*3", ("r1", "bad number '2*3'")),
-        ("R1 a 0 1k temp=50", ("r1", "temp other than 27")),
-        ("R1 a 0 1k dtemp=10", ("r1", "dtemp other than 0")),
+        ("R1 a 0 1k temp=-100 tc1=0.01", ("r1", "temperature coefficients make the resistance")),
         ("R1 a 0 1k r=", ("r1", "'r=' has no value")),
         ("R1 a 0 (1k)", ("r1", "unexpected '('")),
         (".model rm R(tc1=0.01)\nR1 a 0 rm", ("r1", "missing resistance value")),
@@ -368,6 +379,7 @@ def test_diode_model_location():
         ("L1 a 0 l=2u", "l", 2e-6),
         ("L1 a 0 2u m=2", "l", 1e-6),
         ("L1 a 0 0", "l", 0.0),
+        ("C1 a 0 1p temp=50 dtemp=1", "c", 1e-12),  # no effect at DC
     ],
 )
 def test_reactive_elements(card, kind, value):
@@ -460,7 +472,9 @@ def test_controlled_refusals(card, fragment):
 
 
 def test_cccs_control_must_exist_and_be_a_v_source():
-    raises("V1 a 0 1\nR1 a 0 1k\nF1 b 0 r1 2\nR2 b 0 1k\n", "f1", "'r1'", "must be a V source", line=4)
+    raises(
+        "V1 a 0 1\nR1 a 0 1k\nF1 b 0 r1 2\nR2 b 0 1k\n", "f1", "'r1'", "must be a V source", line=4
+    )
     raises("I1 a 0 1\nR1 a 0 1k\nH1 b 0 i1 2\n", "h1", "'i1'", "must be a V source", line=4)
     raises("F1 b 0 vx 2\nR2 b 0 1k\n", "f1", "controlling source 'vx' not found", line=2)
 
@@ -512,7 +526,5 @@ def test_same_number_different_letters_is_fine():
 
 def test_element_dataclass_fields():
     nl = deck("R1 a b 1k\n")
-    assert nl.elements[0] == Element(
-        "r", "r1", ("a", "b"), 1e3, location=nl.elements[0].location
-    )
+    assert nl.elements[0] == Element("r", "r1", ("a", "b"), 1e3, location=nl.elements[0].location)
     assert str(nl.elements[0].location) == "<string>:2"

@@ -618,7 +618,7 @@ def test_load(tmp_path):
         (lambda p: p.write_text(""), "empty file"),
         (lambda p: p.write_text("  \n\n\t\n"), "empty file"),
         (lambda p: p.write_bytes(b"\x00\x01\x02garbage\xff"), "binary file"),
-        (lambda p: p.write_bytes(b"title\nR1 a 0 1k \xb5\n"), "undecodable byte 0xb5"),
+        (lambda p: p.write_bytes(b"title\nR1 a 0 1k \xb5\n"), "undecodable byte 0xb5 on line 2"),
         (lambda p: p.write_bytes(bytes(range(256)) * 4), "binary file"),
     ],
 )
@@ -683,10 +683,37 @@ def _timed(text: str) -> float:
 
 
 def test_many_subckt_instances_parse_fast():
-    lines = ["t", ".subckt cell a b params: r=1k", "R1 a m {r}", "D1 m b dm", ".model dm D", ".ends"]
+    lines = [
+        "t",
+        ".subckt cell a b params: r=1k",
+        "R1 a m {r}",
+        "D1 m b dm",
+        ".model dm D",
+        ".ends",
+    ]
     lines += [f"X{i} n{i} n{i + 1} cell r={i + 1}" for i in range(10_000)]
     t0 = time.perf_counter()
     nl = parse("\n".join(lines))
     assert time.perf_counter() - t0 < 3.0
     assert len(nl.elements) == 20_000 and len(nl.models) == 10_000
     assert nl.element("r.x9999.r1").value == 10_000
+
+
+def test_long_parameter_chains_in_any_order():
+    chain = [f".param p{i}={{p{i - 1}+1}}" for i in range(1, 3000)]
+    for lines in (chain, chain[::-1]):
+        nl = deck("\n".join(lines) + "\n.param p0=1\nR1 a 0 {p2999}\n")
+        assert nl.element("r1").value == 3000
+
+
+def test_too_deep_nesting_is_an_error_not_a_crash():
+    lines = []
+    for i in range(3000):
+        lines += [f".subckt s{i} a", f"X1 a s{i + 1}" if i < 2999 else "R1 a 0 1k", ".ends"]
+    with pytest.raises(NetlistError, match="nested too deeply"):
+        deck("\n".join(lines) + "\nX1 n s0\n")
+
+
+def test_instance_name_with_tab_and_params():
+    nl = deck(".subckt s a params: k=1\nR1 a 0 {k}\n.ends\nX1\tn\ts\tk=5\n")
+    assert nl.element("r.x1.r1").value == 5

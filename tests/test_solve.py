@@ -108,7 +108,7 @@ def test_nonconvergence_is_an_error_not_nan():
 def test_multigrid_path_agrees_with_jacobi():
     from circuitprop.builders import lattice
 
-    deck = lattice(60, 60, seed=4)
+    deck = lattice(80, 80, seed=4)
     circuit, info = circuitprop.prepare(deck)
     assert circuit.mg is not None
     plain = compile_circuit(info.netlist)[0]

@@ -18,8 +18,9 @@ import numpy as np
 from jaxtyping import Array, Int
 
 #: circuits with fewer unknowns keep plain Jacobi
-MIN_UNKNOWNS = 3000
-COARSEST = 400
+MIN_UNKNOWNS = 5000
+COARSEST = 100
+COARSE_SWEEPS = 8
 
 
 class Level(eqx.Module):
@@ -113,56 +114,65 @@ def _seg(x, i, n):
     return jax.ops.segment_sum(x, i, num_segments=n)
 
 
-def _laplacian(a, b, g, n, extra):
-    """(matvec, diagonal) of Σ g (e_a − e_b)(e_a − e_b)ᵀ + diag(extra) on n unknowns."""
-    g = jnp.where(a == b, 0.0, g)
-    diag = (_seg(g, a, n + 1) + _seg(g, b, n + 1))[:n] + extra
-
-    def mv(x):
-        xe = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
-        i = g * (xe[a] - xe[b])
-        return (_seg(i, a, n + 1) - _seg(i, b, n + 1))[:n] + extra * x
-
-    return mv, diag
-
-
 def make_preconditioner(h: Hierarchy, n: int, a, b, g, extra, *, omega: float = 0.67,
                         sweeps: int = 1):
-    """The V-cycle ``r -> M⁻¹ r`` for the network ``(a, b, g)`` plus ``diag(extra)``.
+    """The V-cycle for the network ``(a, b, g)`` plus ``diag(extra)``.
 
     ``a``, ``b`` index the ``n`` unknowns (``n`` = a fixed node), as given to
     :func:`build_hierarchy`; ``g`` are the branch conductances at this Newton step.
+
+    **Returns:** ``(data, apply)``: the per-step arrays (a pytree) and a pure function
+    ``apply(data, r) -> M⁻¹ r``. Keeping the arrays explicit lets a Krylov loop carry them
+    as loop state, so the compiler cannot rebuild them inside the loop.
     """
-    ops = []
+    levels = []
+    sizes = []
     for lev in h.levels:
-        mv, diag = _laplacian(a, b, g, n, extra)
-        ops.append((mv, 1.0 / jnp.where(diag > 0, diag, 1.0), lev, n))
-        g = _seg(jnp.where(a == b, 0.0, g), lev.edge, lev.m_next + 1)[: lev.m_next]
+        gm = jnp.where(a == b, 0.0, g)
+        diag = (_seg(gm, a, n + 1) + _seg(gm, b, n + 1))[:n] + extra
+        levels.append((a, b, gm, extra, 1.0 / jnp.where(diag > 0, diag, 1.0), lev.agg))
+        sizes.append((n, lev.n_next))
+        g = _seg(gm, lev.edge, lev.m_next + 1)[: lev.m_next]
         extra = _seg(extra, lev.agg, lev.n_next)
         a, b, n = lev.next_a, lev.next_b, lev.n_next
-    # coarsest level: dense matrix, Cholesky (a tiny shift keeps a floating coarse
-    # component factorizable; the preconditioner stays SPD)
-    gg = jnp.where(a == b, 0.0, g)
-    dense = jnp.zeros((n + 1, n + 1), g.dtype)
-    dense = dense.at[a, b].add(-gg).at[b, a].add(-gg).at[a, a].add(gg).at[b, b].add(gg)
-    dense = dense[:n, :n] + jnp.diag(extra)
-    shift = 1e-12 * jnp.max(jnp.abs(jnp.diag(dense))) + 1e-300
-    chol = jnp.linalg.cholesky(dense + shift * jnp.eye(n, dtype=g.dtype))
+    # coarsest level: a few Jacobi sweeps (a fixed symmetric polynomial, so the whole cycle
+    # stays a symmetric positive definite operator; dense factorizations are slow here)
+    gm = jnp.where(a == b, 0.0, g)
+    diag = (_seg(gm, a, n + 1) + _seg(gm, b, n + 1))[:n] + extra
+    coarse = (a, b, gm, extra, 1.0 / jnp.where(diag > 0, diag, 1.0))
+    data = (tuple(levels), coarse)
+    n_coarse = n
 
-    def coarse_solve(r):
-        return jax.scipy.linalg.cho_solve((chol, True), r)
+    def apply(data, r):
+        levels, coarse = data
 
-    def cycle(level: int, r):
-        if level == len(ops):
-            return coarse_solve(r)
-        mv, inv_d, lev, _ = ops[level]
-        x = omega * inv_d * r
-        for _ in range(sweeps - 1):
-            x = x + omega * inv_d * (r - mv(x))
-        rc = _seg(r - mv(x), lev.agg, lev.n_next)
-        x = x + cycle(level + 1, rc)[lev.agg]
-        for _ in range(sweeps):
-            x = x + omega * inv_d * (r - mv(x))
-        return x
+        def matvec(a, b, gm, extra, nk):
+            def mv(x):
+                xe = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+                i = gm * (xe[a] - xe[b])
+                return (_seg(i, a, nk + 1) - _seg(i, b, nk + 1))[:nk] + extra * x
+            return mv
 
-    return lambda r: cycle(0, r)
+        def cycle(k, r):
+            if k == len(levels):
+                a, b, gm, extra, inv_d = coarse
+                mv = matvec(a, b, gm, extra, n_coarse)
+                x = omega * inv_d * r
+                for _ in range(COARSE_SWEEPS - 1):
+                    x = x + omega * inv_d * (r - mv(x))
+                return x
+            a, b, gm, extra, inv_d, agg = levels[k]
+            nk, n_next = sizes[k]
+            mv = matvec(a, b, gm, extra, nk)
+
+            x = omega * inv_d * r
+            for _ in range(sweeps - 1):
+                x = x + omega * inv_d * (r - mv(x))
+            x = x + cycle(k + 1, _seg(r - mv(x), agg, n_next))[agg]
+            for _ in range(sweeps):
+                x = x + omega * inv_d * (r - mv(x))
+            return x
+
+        return cycle(0, r)
+
+    return data, apply

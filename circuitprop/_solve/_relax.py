@@ -34,7 +34,7 @@ from .._energy import (
     to_u,
 )
 from ._krylov import pcg
-from ._newton import initial_guess, limit_junctions
+from ._newton import initial_guess, limit_junctions, preconditioner
 from ._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
 
 
@@ -47,6 +47,9 @@ class RelaxOptions(eqx.Module):
     - ``steady_rtol``: the steady-state event fires when the KCL residual is at most
       ``steady_rtol`` times the largest branch current, or when a step of Newton size
       (capacitive term negligible) moves no node by more than ``step_rtol·max|v| + step_atol``.
+    - ``eta_min``, ``eta_max``: bounds of each implicit step's CG relative tolerance (it
+      follows the residual's decrease since the start: loose while the transient is far from
+      steady, tight at the end).
     - ``max_steps``: cap on accepted + rejected steps.
     """
 
@@ -57,6 +60,8 @@ class RelaxOptions(eqx.Module):
     step_rtol: float = 1e-11
     step_atol: float = 1e-13
     dt0: float = 1e-9
+    eta_min: float = 1e-10
+    eta_max: float = 1e-1
     max_steps: int = eqx.field(static=True, default=400)
     cg_maxiter: int = eqx.field(static=True, default=20000)
 
@@ -81,7 +86,8 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
 
     The state is ``(u, vj, steady)``: node unknowns, the diodes' junction states (each diode
     is linearised at ``vj`` and ``vj`` follows its junction voltage as far as pnjlim allows,
-    as in SPICE's transient), and the convergence measure of the last step (≤ 1: steady). The error estimate is ``h/2 · M_d⁻¹ (∇E(u0) − ∇E(u1))``, the
+    as in SPICE's transient), and the convergence measure of the last step (≤ 1: steady).
+    The error estimate is ``h/2 · M_d⁻¹ (∇E(u0) − ∇E(u1))``, the
     usual implicit-Euler local error with the lumped capacitance ``M_d``.
     """
 
@@ -114,8 +120,9 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
 
         diag = diag_m / h + diag_h
         gnorm = jnp.linalg.norm(g0)
-        eta = jnp.clip(gnorm / args.g0norm, 1e-13, 1e-3)
-        delta, its = pcg(matvec, -g0, 1.0 / diag, eta * gnorm, opt.cg_maxiter)
+        eta = jnp.clip(gnorm / args.g0norm, opt.eta_min, opt.eta_max)
+        delta, its = pcg(matvec, -g0, 1.0 / diag, eta * gnorm, opt.cg_maxiter,
+                         preconditioner(c, ua, ub, gb, diag_m / h))
         u1 = u0 + delta
         vj1 = limit_junctions(c, values, u1, vj0)
         v1 = node_voltages(c, values, u1)

@@ -1,3 +1,4 @@
 """Deck generators: random R+D networks, lattices, layered DRNs, flow networks."""
 
-from ._random import lattice as lattice, random_network as random_network
+from ._random import lattice as lattice
+from ._random import random_network as random_network

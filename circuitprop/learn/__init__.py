@@ -11,33 +11,70 @@
 See ``docs/learning.md``.
 """
 
-from ._estimators import ESTIMATORS as ESTIMATORS, combine as combine
+from ._estimators import ESTIMATORS as ESTIMATORS
+from ._estimators import combine as combine
 from ._exact import (
     adjoint as adjoint,
+)
+from ._exact import (
     exact_gradient as exact_gradient,
+)
+from ._exact import (
     finite_difference as finite_difference,
+)
+from ._exact import (
     loss_at as loss_at,
 )
-from ._gradcheck import GradCheck as GradCheck, cosine as cosine, gradcheck as gradcheck
+from ._gradcheck import GradCheck as GradCheck
+from ._gradcheck import cosine as cosine
+from ._gradcheck import gradcheck as gradcheck
 from ._measure import MeasurementModel as MeasurementModel
 from ._phases import (
     TIGHT as TIGHT,
+)
+from ._phases import (
     Measurement as Measurement,
+)
+from ._phases import (
     Problem as Problem,
+)
+from ._phases import (
     cost as cost,
+)
+from ._phases import (
     make_problem as make_problem,
+)
+from ._phases import (
     measure as measure,
+)
+from ._phases import (
     problem_from_experiment as problem_from_experiment,
+)
+from ._phases import (
     solve_clamped as solve_clamped,
+)
+from ._phases import (
     solve_free as solve_free,
+)
+from ._phases import (
     solve_nudged as solve_nudged,
+)
+from ._phases import (
     values_for as values_for,
 )
 from ._rules import (
     RULES as RULES,
+)
+from ._rules import (
     RuleConfig as RuleConfig,
+)
+from ._rules import (
     RuleOutput as RuleOutput,
+)
+from ._rules import (
     rule_config as rule_config,
+)
+from ._rules import (
     sample_gradient as sample_gradient,
 )
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from .._energy import hessian_parts, hvp, node_voltages
 from .._solve._krylov import pcg
-from ._phases import Problem, cost, output_voltages, solve_free, values_for
+from ._phases import Problem, cost, output_voltages, solve_free, solve_warm, values_for
 
 __all__ = ["exact_gradient", "finite_difference", "loss_at", "adjoint"]
 
@@ -63,7 +63,7 @@ def adjoint(prob: Problem, values, u, y, method: str = "cg", tol: float = 1e-14,
     return p, k
 
 
-def exact_gradient(prob: Problem, theta, x, y, method: str = "cg", u0=None):
+def exact_gradient(prob: Problem, theta, x, y, method: str = "cg", u0=None, warm: bool = False):
     """``dL/dg`` of one sample by implicit differentiation.
 
     **Returns:** ``(gradient, loss, outputs, ok, u)``; ``ok`` is False when the free phase
@@ -71,7 +71,8 @@ def exact_gradient(prob: Problem, theta, x, y, method: str = "cg", u0=None):
     """
     c = prob.circuit
     values = values_for(prob, theta, x)
-    sol = solve_free(prob, values, u0)
+    sol = solve_warm(prob, values, u0) if (warm and u0 is not None) else \
+        solve_free(prob, values, u0)
     v = node_voltages(c, values, sol.u)
     o = output_voltages(prob, v)
     pi, _ = adjoint(prob, values, sol.u, y, method)
@@ -96,8 +97,8 @@ def finite_difference(prob: Problem, theta, x, y, rel_step: float = 3e-5):
     minus = theta[None, :] - eye
 
     def one(t):
-        l, _, s = loss_at(prob, t, x, y, sol0.u)
-        return l, s.result == 0
+        loss, _, s = loss_at(prob, t, x, y, sol0.u)
+        return loss, s.result == 0
 
     lp, okp = jax.vmap(one)(plus)
     lm, okm = jax.vmap(one)(minus)

@@ -3,8 +3,9 @@
 Hardware reads voltages through an ADC: every measured voltage (the drop across each
 trainable device, the outputs) can be perturbed by additive Gaussian noise of standard
 deviation ``noise_std`` volts and then quantised by an ``adc_bits``-bit ADC over
-``[−adc_range, +adc_range]``: step ``2·adc_range / 2^bits``, codes ``−2^(bits−1) …
-2^(bits−1) − 1`` (mid-tread, rounding to the nearest code, clipped at the ends). Noise is drawn from a JAX key, so a
+``[−adc_range, +adc_range]``: step ``2·adc_range / 2^bits``, codes
+``−2^(bits−1) … 2^(bits−1) − 1`` (mid-tread, rounding to the nearest code, clipped at the
+ends). Noise is drawn from a JAX key, so a
 seeded run is reproducible. The ideal model (no bits, no noise) returns its input.
 """
 

@@ -91,6 +91,7 @@ class Problem(eqx.Module):
     out_m: Int[Array, " o"]
     loss: str = eqx.field(static=True)
     options: NewtonOptions = TIGHT
+    can_clamp: bool = eqx.field(static=True, default=True)
 
     @property
     def n_params(self) -> int:
@@ -150,7 +151,11 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     if not isinstance(circuit, Circuit):
         raise NetlistError(f"{netlist.source}: learning needs a reciprocal circuit "
                            "(no E, F, G or H elements)")
-    clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
+    try:
+        clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
+        can_clamp = cinfo.nodes == info.nodes
+    except NetlistError:  # an output tied to a source cannot be clamped by another one
+        clamped, can_clamp = circuit, False
     r_index = {n: k for k, n in enumerate(info.resistors)}
     v_index = {n: k for k, n in enumerate(info.vbranches)}
     i_index = {n: k for k, n in enumerate(info.isources)}
@@ -183,9 +188,7 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         in_v_idx=ia([a for a, _ in in_v]), in_v_col=ia([b for _, b in in_v]),
         in_i_idx=ia([a for a, _ in in_i]), in_i_col=ia([b for _, b in in_i]),
         out_p=ia([node(p) for p, _ in outputs]), out_m=ia([node(m) for _, m in outputs]),
-        loss=loss, options=options)
-    # the clamped circuit numbers nodes identically (the extra sources add no nodes)
-    assert cinfo.nodes == info.nodes
+        loss=loss, options=options, can_clamp=can_clamp)
     pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
                         inputs=list(inputs), outputs=list(outputs))
     return prob, pinfo
@@ -269,12 +272,21 @@ def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
     return newton_solve(c, values, _zeros(c) if u0 is None else u0, prob.options)
 
 
-def solve_nudged(prob: Problem, values: Values, beta, y, u0) -> Solution:
-    """The phase minimising ``E + β C(o, y)``, warm-started from ``u0``."""
+def solve_warm(prob: Problem, values: Values, u0) -> Solution:
+    """The free phase from a state ``u0`` near the solution (junctions start at ``u0``)."""
+    c = prob.circuit
+    return solve_cost(c, values, u0, prob.options, None, prob.out_p, prob.out_m)
+
+
+def solve_nudged(prob: Problem, values: Values, beta, y, u0, warm: bool = False) -> Solution:
+    """The phase minimising ``E + β C(o, y)``, warm-started from ``u0`` (``warm=True``:
+    the diode junction states start at ``u0`` too, see :func:`solve_cost`)."""
     c = prob.circuit
     if prob.loss == "mse":
         nudge = Nudge(p=prob.out_p, m=prob.out_m,
                       beta=jnp.full(prob.out_p.shape, 1.0) * beta, target=y)
+        if warm:
+            return solve_cost(c, values, u0, prob.options, None, prob.out_p, prob.out_m, nudge)
         return newton_solve(c, values, u0, prob.options, nudge)
     return solve_cost(c, values, u0, prob.options,
                       lambda o: beta * cost(prob.loss, o, y), prob.out_p, prob.out_m)
@@ -288,17 +300,24 @@ def clamped_values(prob: Problem, values: Values, target) -> Values:
 def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solution, Values]:
     """The clamped phase: every output held at ``target`` (hard clamp by voltage sources).
     Returns the solution on the clamped circuit and its values."""
+    if not prob.can_clamp:
+        raise ExperimentError("the outputs cannot be clamped by voltage sources (an output is "
+                              "tied to a source): use rule 'ep'")
     c = prob.clamped
     cv = clamped_values(prob, values, target)
     return newton_solve(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
 
 
-def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out_p, out_m):
+def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out_p, out_m,
+               nudge: Nudge | None = None):
     """Newton–Krylov on ``E(u) + cfun(o(u))`` for a smooth convex output cost ``cfun``.
 
     The same iteration as :func:`circuitprop._solve._newton.newton_solve` (diodes linearised
     at their junction state, pnjlim on each step), with the cost's gradient and Hessian
-    (by forward-over-reverse differentiation) added to the circuit's.
+    (by forward-over-reverse differentiation) added to the circuit's. ``cfun=None`` with a
+    ``nudge`` solves the mse-nudged energy. Unlike ``newton_solve`` (which linearises every
+    diode at ``vcrit`` first), the junction state starts at ``u0``'s junction voltages: a
+    warm start stays warm.
     """
     has_d = bool(c.diodes.a.shape[0])
 
@@ -306,24 +325,30 @@ def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out
         v = node_voltages(c, values, u)
         return cfun(v[out_p] - v[out_m])
 
-    gcu = jax.grad(cu)
+    gcu = jax.grad(cu) if cfun is not None else None
 
     def cond(state):
         return (~state[4]) & (state[2] < options.max_steps)
 
     def body(state):
-        u, vj, k, inner, _ = state
+        u, vj, k, inner, _, rprev = state
         v = node_voltages(c, values, u)
         vd0 = vj if has_d else None
-        ua, ub, gb, diag = hessian_parts(c, values, v, None, vd0)
-        g = gradient(c, values, u, None, vd0) + gcu(u)
+        ua, ub, gb, diag = hessian_parts(c, values, v, nudge, vd0)
+        g = gradient(c, values, u, nudge, vd0)
+        if gcu is not None:
+            g = g + gcu(u)
 
         def mv(x):
+            if gcu is None:
+                return hvp(c, ua, ub, gb, x)
             return hvp(c, ua, ub, gb, x) + jax.jvp(gcu, (u,), (x,))[1]
 
         inv_diag = jnp.where(diag > 0, 1.0 / jnp.where(diag > 0, diag, 1.0), 1.0)
         gnorm = jnp.linalg.norm(g)
-        du, its = pcg(mv, -g, inv_diag, 1e-12 * gnorm, options.cg_maxiter)
+        # Eisenstat–Walker forcing (as newton_solve): loose early, tight near convergence
+        eta = jnp.clip(jnp.where(k == 0, 1e-4, 0.9 * (gnorm / rprev) ** 2), 1e-10, 1e-2)
+        du, its = pcg(mv, -g, inv_diag, eta * gnorm, options.cg_maxiter)
         u_new = u + du
         if has_d:
             vd = junction_voltages(c, node_voltages(c, values, u_new))
@@ -336,11 +361,12 @@ def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out
         if has_d:
             small = small & (jnp.max(jnp.abs(vd - vj), initial=0.0) <= 10 * tol)
         done = small | (gnorm == 0) | ~jnp.all(jnp.isfinite(u_new))
-        return u_new, vj_new, k + 1, inner + its, done
+        return u_new, vj_new, k + 1, inner + its, done, jnp.maximum(gnorm, 1e-300)
 
     vj0 = junction_voltages(c, node_voltages(c, values, u0)) if has_d else c.diodes.vcrit
-    init = (u0, vj0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(c.n_u == 0))
-    u, _, k, inner, done = jax.lax.while_loop(cond, body, init)
+    init = (u0, vj0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(c.n_u == 0),
+            jnp.asarray(1.0, u0.dtype))
+    u, _, k, inner, done, _ = jax.lax.while_loop(cond, body, init)
     finite = jnp.all(jnp.isfinite(u))
     result = jnp.where(~finite, NONFINITE, jnp.where(done, SUCCESS, MAX_STEPS))
     return Solution(u=u, result=result, steps=k, inner=inner)

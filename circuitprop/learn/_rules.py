@@ -37,6 +37,7 @@ from ._phases import (
     solve_clamped,
     solve_free,
     solve_nudged,
+    solve_warm,
     values_for,
 )
 
@@ -53,6 +54,9 @@ class RuleConfig(eqx.Module):
     - ``eta``: coupled-learning clamp fraction, or agnostic-EP spring compliance.
     - ``measurement``: the measurement model; ``adjoint``: ``cg`` or ``rbp`` for ``exact``.
     - ``agnostic_iters``: alternations of the agnostic clamped phase.
+    - ``warm``: phases keep the diode junction states of their warm start (training, where
+      every free phase starts from the sample's previous state); ``False`` re-initialises
+      junctions like SPICE (gradcheck).
     """
 
     rule: str = eqx.field(static=True, default="ep")
@@ -62,6 +66,7 @@ class RuleConfig(eqx.Module):
     measurement: MeasurementModel = MeasurementModel()
     adjoint: str = eqx.field(static=True, default="cg")
     agnostic_iters: int = eqx.field(static=True, default=8)
+    warm: bool = eqx.field(static=True, default=False)
 
 
 def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=0.1, measurement=None,
@@ -105,7 +110,7 @@ def _ep(prob: Problem, cfg: RuleConfig, values, y, key, free, m0):
         u = free.u
         side = sorted((b for b in points if b * direction > 0), key=abs)
         for j, b in enumerate(side):
-            sol = solve_nudged(prob, values, b * cfg.beta, y, u)
+            sol = solve_nudged(prob, values, b * cfg.beta, y, u, cfg.warm)
             u = sol.u
             m = cfg.measurement(measure(prob, prob.circuit, values, sol),
                                 keys[points.index(b)])
@@ -158,10 +163,11 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
     """
     values = values_for(prob, theta, x)
     if cfg.rule == "exact":
-        g, loss, o, ok, u = exact_gradient(prob, theta, x, y, cfg.adjoint, u0)
+        g, loss, o, ok, u = exact_gradient(prob, theta, x, y, cfg.adjoint, u0, cfg.warm)
         return RuleOutput(grad=g, loss=loss, out=o, ok=ok, u=u)
     k0, k1 = jax.random.split(key)
-    free = solve_free(prob, values, u0)
+    free = solve_warm(prob, values, u0) if (cfg.warm and u0 is not None) else \
+        solve_free(prob, values, u0)
     m_true = measure(prob, prob.circuit, values, free)
     m0 = cfg.measurement(m_true, k0)
     loss = cost(prob.loss, m_true.out, y)

@@ -165,9 +165,7 @@ def _warn_after_end(physical: list[str], i: int, file: str) -> None:
             continue
         if not _strip_comment(st).strip():
             continue
-        warnings.warn(
-            f"{file}:{j + 1}: text after '.end' is ignored", stacklevel=4
-        )
+        warnings.warn(f"{file}:{j + 1}: text after '.end' is ignored", stacklevel=4)
         return
 
 

@@ -28,7 +28,13 @@ import warnings
 from .._errors import NetlistError
 from ._lexer import Line, logical_lines, tokenize
 from ._types import DiodeModel, Element, Location, Netlist, Sweep
-from ._values import ExpressionError, evaluate, is_number_start, parse_number
+from ._values import (
+    ExpressionError,
+    evaluate,
+    expression_names,
+    is_number_start,
+    parse_number,
+)
 
 __all__ = ["load", "parse"]
 
@@ -37,9 +43,27 @@ _GROUND_NAMES = frozenset(("0", "gnd"))
 #: Dot commands accepted and ignored (output, transient/AC-only analyses, initial guesses).
 _IGNORED_COMMANDS = frozenset(
     (
-        ".tran", ".ac", ".print", ".plot", ".save", ".probe", ".meas", ".measure", ".four",
-        ".fourier", ".noise", ".disto", ".sens", ".tf", ".pz", ".ic", ".nodeset", ".width",
-        ".backanno", ".savecurrents", ".sp",
+        ".tran",
+        ".ac",
+        ".print",
+        ".plot",
+        ".save",
+        ".probe",
+        ".meas",
+        ".measure",
+        ".four",
+        ".fourier",
+        ".noise",
+        ".disto",
+        ".sens",
+        ".tf",
+        ".pz",
+        ".ic",
+        ".nodeset",
+        ".width",
+        ".backanno",
+        ".savecurrents",
+        ".sp",
     )
 )
 
@@ -96,18 +120,33 @@ _DIODE_UNSUPPORTED = {
     "gleak": "leakage conductance",
 }
 _RES_MODEL_KNOWN = frozenset(
-    "r res rsh defw defl narrow short tc1 tc2 tce tnom kf af lf wf ef bv_max noisy".split()
+    "r res resistance rsh defw defl narrow short tc1 tc2 tce tnom kf af lf wf ef bv_max noisy"
+    " lf wf ef".split()
 )
-_RES_INSTANCE_KEYS = frozenset(
-    "r resistance m tc1 tc2 tce ac temp dtemp l w noisy scale".split()
-)
+_RES_INSTANCE_KEYS = frozenset("r resistance m tc1 tc2 tce ac temp dtemp l w noisy scale".split())
 
 _WAVEFORMS = frozenset(("sin", "pulse", "pwl", "exp", "sffm"))
 _SMALL_SIGNAL = frozenset(("distof1", "distof2"))
 _UNSUPPORTED_WAVEFORMS = frozenset(("am", "trnoise", "trrandom", "external", "pat", "sine"))
 _CONTROLLED_UNSUPPORTED = frozenset(
-    ("poly", "value", "vol", "cur", "table", "laplace", "freq", "and", "or", "nand", "nor",
-     "xor", "nxor", "xnor", "ch", "tables")
+    (
+        "poly",
+        "value",
+        "vol",
+        "cur",
+        "table",
+        "laplace",
+        "freq",
+        "and",
+        "or",
+        "nand",
+        "nor",
+        "xor",
+        "nxor",
+        "xnor",
+        "ch",
+        "tables",
+    )
 )
 
 _ASSIGN = re.compile(r"([a-z_][a-z0-9_]*)\s*=(?!=)")
@@ -172,6 +211,45 @@ class _Scope:
                 return scope.evaluate(name)
             scope = scope.parent
         raise KeyError(name)
+
+    def evaluate_all(self) -> None:
+        """Evaluate every definition of this scope, dependencies first (an iterative
+        depth-first walk, so long chains ``p1={p0+1}`` ... need no deep recursion)."""
+        defs = self.defs
+        values = self.values
+
+        def deps(name: str) -> list[str]:
+            text, _, in_scope, _ = defs[name]
+            if in_scope is not None:  # evaluated in the caller's scope
+                return []
+            return [d for d in expression_names(text) if d in defs and d not in values]
+
+        for root in defs:
+            if root in values:
+                continue
+            stack = [(root, iter(deps(root)))]
+            on_stack = {root}
+            while stack:
+                name, pending = stack[-1]
+                for dep in pending:
+                    if dep in values:
+                        continue
+                    if dep in on_stack:
+                        names = [n for n, _ in stack]
+                        chain = [*names[names.index(dep) :], dep]
+                        _, line, _, where = defs[dep]
+                        raise NetlistError(
+                            f"cyclic parameter definition: {' -> '.join(chain)}{where}",
+                            line.file,
+                            line.line,
+                        )
+                    stack.append((dep, iter(deps(dep))))
+                    on_stack.add(dep)
+                    break
+                else:
+                    stack.pop()
+                    on_stack.discard(name)
+                    self.evaluate(name)
 
     def evaluate(self, name: str) -> float:
         """Evaluate this scope's own definition of ``name`` (once; cycles are errors)."""
@@ -287,14 +365,15 @@ def _split_assignments(text: str) -> tuple[str, list[tuple[str, str]]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_text_file(path: str, line: Line | None) -> str:
-    """Read a text file for :func:`load` or ``.include``; every failure is a NetlistError."""
-    where = (line.file, line.line) if line is not None else (path, None)
+def _read_text_file(path: str, line: Line | None, shown: str | None = None) -> str:
+    """Read a text file for :func:`load` (``line`` is None) or for the ``.include``/``.lib``
+    on ``line`` (``shown``: the name as written there). Every failure is a NetlistError."""
 
     def fail(msg: str) -> NetlistError:
         if line is None:
             return NetlistError(msg, path)
-        return NetlistError(f"{msg}: '{path}'", *where)
+        extra = f" (looked for '{path}')" if shown is not None and shown != path else ""
+        return NetlistError(f"{msg}: '{shown or path}'{extra}", line.file, line.line)
 
     try:
         with open(path, "rb") as fh:
@@ -312,8 +391,9 @@ def _read_text_file(path: str, line: Line | None) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
         raise fail(
-            f"not a text file: undecodable byte 0x{data[err.start]:02x} at offset {err.start}"
+            f"not a UTF-8 text file: undecodable byte 0x{data[err.start]:02x} on line {lineno}"
         ) from None
     return text
 
@@ -347,21 +427,16 @@ class _Parser:
         key = os.path.abspath(file) if file != "<string>" else "<string>"
         return self._expand_includes(lines, file, [key])
 
-    def _base_dir(self, file: str) -> str:
-        if file.startswith("<") and file.endswith(">"):
-            return os.getcwd()
-        return os.path.dirname(os.path.abspath(file))
-
     def _resolve(self, name: str, including: str) -> str:
         if os.path.isabs(name):
             return name
         base = os.path.dirname(including) if not including.startswith("<") else ""
         return os.path.normpath(os.path.join(base, name)) if base else os.path.normpath(name)
 
-    def _file_lines(self, path: str, line: Line) -> list[Line]:
+    def _file_lines(self, path: str, line: Line, shown: str) -> list[Line]:
         cached = self.file_cache.get(path)
         if cached is None:
-            text = _read_text_file(path, line)
+            text = _read_text_file(path, line, shown)
             _, cached, _ = logical_lines(text, path, top=False)
             self.file_cache[path] = cached
         return cached
@@ -374,7 +449,9 @@ class _Parser:
         if rest[0] in "\"'":
             end = rest.find(rest[0], 1)
             if end < 0:
-                raise NetlistError(f"unterminated quote in '{line.raw.strip()}'", line.file, line.line)
+                raise NetlistError(
+                    f"unterminated quote in '{line.raw.strip()}'", line.file, line.line
+                )
             return rest[1:end], rest[end + 1 :].lower().split()
         parts = rest.split()
         return parts[0], [p.lower() for p in parts[1:]]
@@ -403,7 +480,7 @@ class _Parser:
                 key = os.path.abspath(path)
                 if key in stack:
                     raise NetlistError(f"recursive .include of '{name}'", line.file, line.line)
-                sub = self._file_lines(path, line)
+                sub = self._file_lines(path, line, name)
                 out.extend(self._expand_includes(sub, path, [*stack, key]))
             elif word == ".lib":
                 name, extra = self._path_arg(line, line.raw.split(None, 1)[0])
@@ -438,7 +515,7 @@ class _Parser:
         return out
 
     def _lib_section(self, path: str, section: str, shown: str, line: Line) -> list[Line]:
-        lines = self._file_lines(path, line)
+        lines = self._file_lines(path, line, shown)
         inside = False
         depth = 0
         found: list[Line] = []
@@ -480,7 +557,8 @@ class _Parser:
                 if sub.name in body.subckts:
                     first = body.subckts[sub.name].line
                     raise NetlistError(
-                        f"duplicate .subckt '{sub.name}' (first defined at {first.file}:{first.line})",
+                        f"duplicate .subckt '{sub.name}' "
+                        f"(first defined at {first.file}:{first.line})",
                         line.file,
                         line.line,
                     )
@@ -525,9 +603,7 @@ class _Parser:
         if len(stack) > 1:
             sub = stack[-1][1]
             assert sub is not None
-            raise NetlistError(
-                f"'.subckt {sub.name}' has no '.ends'", sub.line.file, sub.line.line
-            )
+            raise NetlistError(f"'.subckt {sub.name}' has no '.ends'", sub.line.file, sub.line.line)
         return top
 
     def _subckt_header(self, line: Line) -> _Subckt:
@@ -728,8 +804,7 @@ class _Parser:
             scope.defs[name] = (text, line, None, "")
         self.global_scope = scope
         ctx = _Ctx("", {}, scope, top, None, None)
-        for name in top.params:
-            scope.evaluate(name)
+        scope.evaluate_all()
         for line, word in self.deferred:
             self._deferred_command(line, word)
         self._expand(ctx, [])
@@ -838,7 +913,9 @@ class _Parser:
         else:
             pos, kw = self._split(toks, 1, line, ctx, name)
         if len(pos) < 2:
-            raise _err(f"{name}: a resistor needs 2 nodes and a value, got {len(pos)} node(s)", line, ctx)
+            raise _err(
+                f"{name}: a resistor needs 2 nodes and a value, got {len(pos)} node(s)", line, ctx
+            )
         nodes = (self._node(pos[0], ctx), self._node(pos[1], ctx))
         rest = pos[2:]
         value: float | None = None
@@ -851,7 +928,8 @@ class _Parser:
                     mtype, params = found[0], found[1]
                     if mtype != "r":
                         raise _err(
-                            f"{name}: model '{first}' is of type {mtype.upper()}, not a resistor model",
+                            f"{name}: model '{first}' is of type {mtype.upper()}, "
+                            "not a resistor model",
                             line,
                             ctx,
                         )
@@ -869,7 +947,6 @@ class _Parser:
                     if value is not None:
                         raise _err(f"{name}: resistance given twice", line, ctx)
                     value = self._value(kw[key], ctx, line, name)
-            self._check_temp(kw, name, line, ctx)
         if value is None and model is not None:
             value = self._model_resistance(model, kw, name, line, ctx)
         if value is None:
@@ -880,15 +957,50 @@ class _Parser:
             raise _err(f"{name}: zero resistance (use a V source of 0 V for a short)", line, ctx)
         if value < 0:
             raise _err(f"{name}: negative resistance {value!r} is not supported", line, ctx)
+        if kw or model is not None:
+            factor = self._resistor_temperature(kw, model[1] if model else {}, name, line, ctx)
+            if factor != 1.0:
+                value *= factor
+                if not value > 0:
+                    raise _err(
+                        f"{name}: temperature coefficients make the resistance {value!r}",
+                        line,
+                        ctx,
+                    )
         m = self._multiplier(kw, name, line, ctx) if kw else 1.0
         self._add("r", name, nodes, line, ctx, value=value / m)
+
+    def _resistor_temperature(
+        self, kw: dict[str, str], p: dict[str, float], name: str, line: Line, ctx: _Ctx
+    ) -> float:
+        """ngspice's resistor temperature factor: ``1 + tc1 dT + tc2 dT^2``, or
+        ``1.01 ** (tce dT)`` when ``tce`` is given, with ``dT = temp + dtemp - tnom`` (``temp``
+        the instance's or 27 C; ``dtemp`` ignored when ``temp`` is given, as in ngspice)."""
+
+        def get(key: str, default: float) -> float:
+            if key in kw:
+                return self._value(kw[key], ctx, line, f"{name} {key}")
+            return p.get(key, default)
+
+        temp = get("temp", _TNOM) if "temp" in kw else _TNOM + get("dtemp", 0.0)
+        diff = temp - p.get("tnom", _TNOM)
+        if diff == 0:
+            return 1.0
+        if "tce" in kw or "tce" in p:
+            return 1.01 ** (get("tce", 0.0) * diff)
+        tc1, tc2 = get("tc1", 0.0), get("tc2", 0.0)
+        return 1.0 + tc1 * diff + tc2 * diff * diff
 
     def _model_resistance(self, model, kw, name: str, line: Line, ctx: _Ctx) -> float | None:
         mname, p = model
         rsh = p.get("rsh", 0.0)
         if rsh:
-            length = self._value(kw["l"], ctx, line, f"{name} l") if "l" in kw else p.get("defl", 1e-5)
-            width = self._value(kw["w"], ctx, line, f"{name} w") if "w" in kw else p.get("defw", 1e-5)
+            length = (
+                self._value(kw["l"], ctx, line, f"{name} l") if "l" in kw else p.get("defl", 1e-5)
+            )
+            width = (
+                self._value(kw["w"], ctx, line, f"{name} w") if "w" in kw else p.get("defw", 1e-5)
+            )
             eff_l = length - 2 * p.get("short", 0.0)
             eff_w = width - 2 * p.get("narrow", 0.0)
             if not (eff_l > 0 and eff_w > 0):
@@ -898,10 +1010,9 @@ class _Parser:
                     ctx,
                 )
             return rsh * eff_l / eff_w
-        if "r" in p:
-            return p["r"]
-        if "res" in p:
-            return p["res"]
+        for key in ("r", "res", "resistance"):
+            if key in p:
+                return p[key]
         return None
 
     # -- V, I -----------------------------------------------------------------------------
@@ -953,8 +1064,11 @@ class _Parser:
             elif t == "ac":
                 i += 1
                 for _ in range(2):  # magnitude and phase, both optional
-                    if i < n and toks[i] not in _SOURCE_KEYWORDS and toks[i] not in "=()" and not (
-                        i + 1 < n and toks[i + 1] == "="
+                    if (
+                        i < n
+                        and toks[i] not in _SOURCE_KEYWORDS
+                        and toks[i] not in "=()"
+                        and not (i + 1 < n and toks[i + 1] == "=")
                     ):
                         i += 1
             elif t in _WAVEFORMS or t in _SMALL_SIGNAL:
@@ -990,8 +1104,11 @@ class _Parser:
             if i >= n:
                 raise _err(f"{name}: '{fn}(' without ')'", line, ctx)
             return i + 1, args
-        while i < n and toks[i] not in _SOURCE_KEYWORDS and toks[i] not in "=()" and not (
-            i + 1 < n and toks[i + 1] == "="
+        while (
+            i < n
+            and toks[i] not in _SOURCE_KEYWORDS
+            and toks[i] not in "=()"
+            and not (i + 1 < n and toks[i + 1] == "=")
         ):
             args.append(toks[i])
             i += 1
@@ -1043,7 +1160,9 @@ class _Parser:
             return vo + va * math.sin(phasec + mdi * math.sin(phases))
         if fn == "pwl":
             if len(a) < 2 or len(a) % 2:
-                raise _err(f"{name}: pwl(...) needs time-value pairs, got {len(a)} values", line, ctx)
+                raise _err(
+                    f"{name}: pwl(...) needs time-value pairs, got {len(a)} values", line, ctx
+                )
             td = self._value(extra["td"], ctx, line, f"{name} td") if "td" in extra else 0.0
             time = -td
             ts, vs = a[0::2], a[1::2]
@@ -1084,8 +1203,11 @@ class _Parser:
             else:
                 raise _err(f"{name}: unexpected '{t}'", line, ctx)
         self._unknown_keys(
-            kw, ("area", "m", "ic", "temp", "dtemp", "pj", "l", "w", "lm", "wm", "lp", "wp"),
-            name, line, ctx,
+            kw,
+            ("area", "m", "ic", "temp", "dtemp", "pj", "l", "w", "lm", "wm", "lp", "wp"),
+            name,
+            line,
+            ctx,
         )
         if "area" in kw:
             area = self._value(kw["area"], ctx, line, f"{name} area")
@@ -1147,13 +1269,12 @@ class _Parser:
             for pname, tok in raw.items():
                 if pname not in _RES_MODEL_KNOWN:
                     warnings.warn(
-                        f"{card.file}:{card.line}: model '{name}': unknown parameter '{pname}' ignored",
+                        f"{card.file}:{card.line}: model '{name}': "
+                        f"unknown parameter '{pname}' ignored",
                         stacklevel=2,
                     )
                     continue
                 params[pname] = self._value(tok, ctx, card, f"model '{name}' {pname}")
-            if params.get("tnom", _TNOM) != _TNOM and (params.get("tc1") or params.get("tc2")):
-                raise _err(f"model '{name}': tnom other than 27 C is not implemented", card, ctx)
             for pname in ("r", "res", "rsh"):
                 if pname in params and params[pname] < 0:
                     raise _err(f"model '{name}': negative {pname} is not supported", card, ctx)
@@ -1164,7 +1285,9 @@ class _Parser:
         cache[name] = result
         return result
 
-    def _diode_params(self, raw: dict[str, str], name: str, card: Line, ctx: _Ctx) -> dict[str, float]:
+    def _diode_params(
+        self, raw: dict[str, str], name: str, card: Line, ctx: _Ctx
+    ) -> dict[str, float]:
         p: dict[str, float] = {}
         aliases = {"js": "is", "ib": "ibv"}
         for pname, tok in raw.items():
@@ -1258,7 +1381,11 @@ class _Parser:
             raise _err(f"{name}: unexpected '{rest[0]}'", line, ctx)
         keys = ("c", "capacitance") if kind == "c" else ("l", "inductance")
         self._unknown_keys(
-            kw, (*keys, "m", "ic", "temp", "dtemp", "tc1", "tc2", "scale", "w", "nt"), name, line, ctx
+            kw,
+            (*keys, "m", "ic", "temp", "dtemp", "tc1", "tc2", "scale", "w", "nt"),
+            name,
+            line,
+            ctx,
         )
         for key in keys:
             if key in kw:
@@ -1269,7 +1396,6 @@ class _Parser:
             what = "capacitance" if kind == "c" else "inductance"
             raise _err(f"{name}: missing {what} value", line, ctx)
         m = self._multiplier(kw, name, line, ctx)
-        self._check_temp(kw, name, line, ctx)
         self._add(kind, name, nodes, line, ctx, value=value * m if kind == "c" else value / m)
 
     # -- E, G, F, H -----------------------------------------------------------------------
@@ -1277,8 +1403,10 @@ class _Parser:
         toks = self._tokens(line)
         name = toks[0]
         kind = name[0]
-        if len(toks) > 4 and toks[3] in _CONTROLLED_UNSUPPORTED and (
-            toks[4] in "=(" or toks[4][0] in "{'"
+        if (
+            len(toks) > 4
+            and toks[3] in _CONTROLLED_UNSUPPORTED
+            and (toks[4] in "=(" or toks[4][0] in "{'")
         ):
             raise _err(
                 f"{name}: unsupported controlled-source form '{toks[3].upper()}' "
@@ -1324,13 +1452,14 @@ class _Parser:
 
     # -- X --------------------------------------------------------------------------------
     def _instance(self, line: Line, ctx: _Ctx, active: list[_Subckt]) -> None:
-        head, pairs = _split_assignments(line.text)
-        words = head.replace(",", " ").split()
-        if words and words[-1] in ("params:", "param:"):
+        parts = line.text.split(None, 1)
+        name, rest = parts[0], parts[1] if len(parts) > 1 else ""
+        head, pairs = _split_assignments(rest)
+        words = [name, *head.replace(",", " ").split()]
+        if words[-1] in ("params:", "param:"):
             words.pop()
-        elif words and words[-1].endswith("params:"):
+        elif words[-1].endswith("params:"):
             words[-1] = words[-1][: -len("params:")]
-        name = words[0]
         if any(w.endswith(":") for w in words):
             raise _err(f"{name}: 'params:' must be followed by name=value pairs", line, ctx)
         if len(words) < 2:
@@ -1354,7 +1483,9 @@ class _Parser:
         if path in self.instances:
             first = self.instances[path]
             raise _err(
-                f"duplicate subckt instance '{path}' (first at {first.file}:{first.line})", line, ctx
+                f"duplicate subckt instance '{path}' (first at {first.file}:{first.line})",
+                line,
+                ctx,
             )
         self.instances[path] = line
         ports = {p: self._node(n, ctx) for p, n in zip(sub.ports, nodes)}
@@ -1371,8 +1502,7 @@ class _Parser:
         for key, (text, pline) in sub.body.params.items():
             scope.defs[key] = (text, pline, None, where)
         child = _Ctx(path, ports, scope, sub.body, ctx, sub)
-        for key in scope.defs:
-            scope.evaluate(key)
+        scope.evaluate_all()
         self._expand(child, [*active, sub])
 
     def _find_subckt(self, name: str, ctx: _Ctx) -> _Subckt | None:
@@ -1452,9 +1582,7 @@ class _Parser:
                         line.line,
                     )
                 if len(sweeps) == 1 and sweeps[0].name == el.name:
-                    raise NetlistError(
-                        f"'.dc': '{src}' swept twice", line.file, line.line
-                    )
+                    raise NetlistError(f"'.dc': '{src}' swept twice", line.file, line.line)
                 sweeps.append(Sweep(el.name, start, stop, step, Location(line.file, line.line)))
         return sweeps
 
@@ -1465,9 +1593,7 @@ def _strip_quotes(text: str) -> str:
     return text
 
 
-_SOURCE_KEYWORDS = frozenset(
-    ("dc", "ac", *_WAVEFORMS, *_SMALL_SIGNAL, *_UNSUPPORTED_WAVEFORMS)
-)
+_SOURCE_KEYWORDS = frozenset(("dc", "ac", *_WAVEFORMS, *_SMALL_SIGNAL, *_UNSUPPORTED_WAVEFORMS))
 
 
 def parse(text: str, path: str = "<string>") -> Netlist:
@@ -1501,6 +1627,10 @@ def parse(text: str, path: str = "<string>") -> Netlist:
         top = p.structure(lines)
         p.expand(top)
         sweeps = p.resolve()
+    except RecursionError:
+        raise NetlistError(
+            "netlist nested too deeply (subcircuit instances or parameter references)", path
+        ) from None
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -27,6 +27,7 @@ __all__ = [
     "FUNCTIONS",
     "compile_expression",
     "evaluate",
+    "expression_names",
     "format_number",
     "parse_number",
 ]
@@ -121,8 +122,18 @@ def is_number_start(text: str) -> bool:
     return text[:1] in _DIGITS or _NUMBER_START.match(text) is not None
 
 
-_SUFFIX_FORMAT = {12: "t", 9: "g", 6: "meg", 3: "k", 0: "", -3: "m", -6: "u", -9: "n", -12: "p",
-                  -15: "f"}
+_SUFFIX_FORMAT = {
+    12: "t",
+    9: "g",
+    6: "meg",
+    3: "k",
+    0: "",
+    -3: "m",
+    -6: "u",
+    -9: "n",
+    -12: "p",
+    -15: "f",
+}
 
 
 def format_number(value: float) -> str:
@@ -214,6 +225,10 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., float]]] = {
     "pow": (2, _pow),
     "min": (2, min),
     "max": (2, max),
+    # more of ngspice's numparam functions
+    "sqr": (1, lambda x: x * x),
+    "arctan": (1, math.atan),
+    "ternary_fcn": (3, lambda c, a, b: a if c != 0 else b),
 }
 
 # AST nodes are tuples: ("num", value) ("var", name) ("neg", a) ("pos", a) ("not", a)
@@ -401,6 +416,31 @@ def compile_expression(text: str) -> Node:
     return _ExprParser(text).parse()
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def expression_names(text: str) -> frozenset[str]:
+    """The parameter names an expression refers to (empty when it does not parse)."""
+    try:
+        ast = compile_expression(text)
+    except ExpressionError:
+        return frozenset()
+    names: set[str] = set()
+    todo = [ast]
+    while todo:
+        node = todo.pop()
+        tag = node[0]
+        if tag == "var":
+            names.add(node[1])
+        elif tag == "bin":
+            todo += (node[2], node[3])
+        elif tag in ("neg", "pos", "not"):
+            todo.append(node[1])
+        elif tag == "if":
+            todo += node[1:]
+        elif tag == "call":
+            todo += node[2]
+    return frozenset(names)
+
+
 def _truth(x: float) -> bool:
     return x != 0.0
 
@@ -414,9 +454,13 @@ def _eval(node: Node, lookup: Callable[[str], float], text: str) -> float:
     if tag == "bin":
         op = node[1]
         if op == "&&":
-            return float(_truth(_eval(node[2], lookup, text)) and _truth(_eval(node[3], lookup, text)))
+            return float(
+                _truth(_eval(node[2], lookup, text)) and _truth(_eval(node[3], lookup, text))
+            )
         if op == "||":
-            return float(_truth(_eval(node[2], lookup, text)) or _truth(_eval(node[3], lookup, text)))
+            return float(
+                _truth(_eval(node[2], lookup, text)) or _truth(_eval(node[3], lookup, text))
+            )
         a = _eval(node[2], lookup, text)
         b = _eval(node[3], lookup, text)
         if op == "+":
@@ -504,9 +548,7 @@ def evaluate(text: str, lookup: Callable[[str], float] | None = None) -> float:
         try:
             return get(name)
         except KeyError:
-            raise ExpressionError(
-                f"unknown parameter '{name}' in expression '{text}'"
-            ) from None
+            raise ExpressionError(f"unknown parameter '{name}' in expression '{text}'") from None
 
     value = _eval(ast, checked, text)
     if not math.isfinite(value):
