@@ -114,7 +114,7 @@ def _seg(x, i, n):
     return jax.ops.segment_sum(x, i, num_segments=n)
 
 
-def make_preconditioner(h: Hierarchy, n: int, a, b, g, extra, *, omega: float = 0.67,
+def make_preconditioner(h: Hierarchy, n: int, a, b, g, extra, *, omega: float = 0.8,
                         sweeps: int = 1):
     """The V-cycle for the network ``(a, b, g)`` plus ``diag(extra)``.
 
@@ -157,10 +157,9 @@ def make_preconditioner(h: Hierarchy, n: int, a, b, g, extra, *, omega: float = 
             if k == len(levels):
                 a, b, gm, extra, inv_d = coarse
                 mv = matvec(a, b, gm, extra, n_coarse)
-                x = omega * inv_d * r
-                for _ in range(COARSE_SWEEPS - 1):
-                    x = x + omega * inv_d * (r - mv(x))
-                return x
+                return jax.lax.fori_loop(
+                    0, COARSE_SWEEPS - 1, lambda _, x: x + omega * inv_d * (r - mv(x)),
+                    omega * inv_d * r)
             a, b, gm, extra, inv_d, agg = levels[k]
             nk, n_next = sizes[k]
             mv = matvec(a, b, gm, extra, nk)
