@@ -42,15 +42,30 @@ def node_voltages(c: Circuit, values: Values, u) -> Float[Array, " nodes1"]:
     return v.at[c.n_nodes].set(0.0)
 
 
-def _diode_eval(c: Circuit, v, vd0=None):
-    """``(vd, i, g, Φ)`` of every diode. With ``vd0`` the law is replaced by its tangent at
-    ``vd0`` (SPICE's junction initialisation, a linear companion model); Φ is then unused."""
+class Companion(eqx.Module):
+    """Every diode replaced by its tangent at ``vd0``: ``i = i0 + g0·(vd − vd0)`` (SPICE's
+    linear companion model). Evaluate the device law once per Newton step and reuse it."""
+
+    vd0: Float[Array, " diodes"]
+    i0: Float[Array, " diodes"]
+    g0: Float[Array, " diodes"]
+
+
+def companion(c: Circuit, vd0) -> Companion:
+    """The companion models of all diodes at junction voltages ``vd0``."""
+    d = c.diodes
+    i0, g0, _ = diode(vd0, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
+    return Companion(vd0=vd0, i0=i0, g0=g0)
+
+
+def _diode_eval(c: Circuit, v, comp: Companion | None = None):
+    """``(vd, i, g, Φ)`` of every diode; with a :class:`Companion` the law is replaced by
+    its tangent (Φ is then ``None``)."""
     d = c.diodes
     vd = v[d.a] - v[d.b]
-    i, g, phi = diode(vd if vd0 is None else vd0, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
-    if vd0 is None:
-        return vd, i, g, phi
-    return vd, i + g * (vd - vd0), g, phi
+    if comp is None:
+        return vd, *diode(vd, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
+    return vd, comp.i0 + comp.g0 * (vd - comp.vd0), comp.g0, None
 
 
 def energy_v(c: Circuit, values: Values, v, nudge: Nudge | None = None):
@@ -72,14 +87,14 @@ def energy(c: Circuit, values: Values, u, nudge: Nudge | None = None):
     return energy_v(c, values, node_voltages(c, values, u), nudge)
 
 
-def node_currents(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
-    """Net current leaving every node through devices (length n_nodes + 1); ``vd0``
-    linearises the diodes (see :func:`_diode_eval`)."""
+def node_currents(c: Circuit, values: Values, v, nudge: Nudge | None = None, comp: Companion | None = None):
+    """Net current leaving every node through devices (length n_nodes + 1); ``comp``
+    linearises the diodes (see :class:`Companion`)."""
     n = c.n_nodes + 1
     ir = values.g * (v[c.r_a] - v[c.r_b])
     j = _seg(ir, c.r_a, n) - _seg(ir, c.r_b, n)
     if c.diodes.a.shape[0]:
-        idd = _diode_eval(c, v, vd0)[1]
+        idd = _diode_eval(c, v, comp)[1]
         j = j + _seg(idd, c.diodes.a, n) - _seg(idd, c.diodes.b, n)
     if c.i_a.shape[0]:
         j = j + _seg(values.isrc, c.i_a, n) - _seg(values.isrc, c.i_b, n)
@@ -94,24 +109,25 @@ def to_u(c: Circuit, j):
     return _seg(j[: c.n_nodes], c.node_var[: c.n_nodes], c.n_u + 1)[: c.n_u]
 
 
-def gradient(c: Circuit, values: Values, u, nudge: Nudge | None = None, vd0=None):
-    """∂E/∂u: the KCL residual on the unknowns (diodes linearised at ``vd0`` if given)."""
-    return to_u(c, node_currents(c, values, node_voltages(c, values, u), nudge, vd0))
+def gradient(c: Circuit, values: Values, u, nudge: Nudge | None = None, comp: Companion | None = None):
+    """∂E/∂u: the KCL residual on the unknowns (diodes linearised by ``comp`` if given)."""
+    return to_u(c, node_currents(c, values, node_voltages(c, values, u), nudge, comp))
 
 
-def branch_conductances(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
+def branch_conductances(c: Circuit, values: Values, v, nudge: Nudge | None = None,
+                        comp: Companion | None = None):
     """``(a, b, G)``: every two-terminal small-signal conductance at state ``v``."""
     a, b, g = [c.r_a], [c.r_b], [values.g]
     if c.diodes.a.shape[0]:
-        a.append(c.diodes.a); b.append(c.diodes.b); g.append(_diode_eval(c, v, vd0)[2])
+        a.append(c.diodes.a); b.append(c.diodes.b); g.append(_diode_eval(c, v, comp)[2])
     if nudge is not None:
         a.append(nudge.p); b.append(nudge.m); g.append(nudge.beta)
     return jnp.concatenate(a), jnp.concatenate(b), jnp.concatenate(g)
 
 
-def hessian_parts(c: Circuit, values: Values, v, nudge: Nudge | None = None, vd0=None):
+def hessian_parts(c: Circuit, values: Values, v, nudge: Nudge | None = None, comp: Companion | None = None):
     """The Hessian of E on ``u`` as ``(ua, ub, G)`` (branch list) and its diagonal."""
-    a, b, g = branch_conductances(c, values, v, nudge, vd0)
+    a, b, g = branch_conductances(c, values, v, nudge, comp)
     ua, ub = c.node_var[a], c.node_var[b]
     g = jnp.where(ua == ub, 0.0, g)
     diag = (_seg(g, ua, c.n_u + 1) + _seg(g, ub, c.n_u + 1))[: c.n_u]

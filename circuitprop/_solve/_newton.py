@@ -16,6 +16,7 @@ from .._circuit import Circuit, Values
 from .._devices import junction_limit
 from .._energy import (
     Nudge,
+    companion,
     gradient,
     hessian_parts,
     hvp,
@@ -37,9 +38,9 @@ class NewtonOptions(eqx.Module):
     - ``max_steps``: Newton iteration cap; ``cg_maxiter``: CG cap per iteration.
     """
 
-    rtol: float = 1e-11
-    atol: float = 1e-13
-    eta_min: float = 1e-8
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    eta_min: float = 1e-7
     eta_max: float = 1e-1
     max_steps: int = eqx.field(static=True, default=200)
     cg_maxiter: int = eqx.field(static=True, default=20000)
@@ -95,7 +96,7 @@ def initial_guess(c: Circuit, values: Values, u0, nudge: Nudge | None = None, ma
     """
     if not c.diodes.a.shape[0] or c.n_u == 0:
         return u0, jnp.asarray(0)
-    vd0 = c.diodes.vcrit
+    vd0 = companion(c, c.diodes.vcrit)
     v = node_voltages(c, values, u0)
     ua, ub, gb, diag = hessian_parts(c, values, v, nudge, vd0)
     g = gradient(c, values, u0, nudge, vd0)
@@ -147,7 +148,7 @@ def newton_solve(c: Circuit, values: Values, u0, options: NewtonOptions, nudge: 
     def body(state):
         u, vj, k, inner, _, rprev, eta_prev, dprev = state
         v = node_voltages(c, values, u)
-        vd0 = vj if has_d else None
+        vd0 = companion(c, vj) if has_d else None
         ua, ub, gb, diag = hessian_parts(c, values, v, nudge, vd0)
         g = gradient(c, values, u, nudge, vd0)
         inv_diag = jnp.where(diag > 0, 1.0 / jnp.where(diag > 0, diag, 1.0), 1.0)

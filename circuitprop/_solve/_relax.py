@@ -25,6 +25,7 @@ from .._circuit import Circuit, Values
 from .._energy import (
     Nudge,
     capacitance_parts,
+    companion,
     gradient,
     hessian_parts,
     hvp,
@@ -110,7 +111,7 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         h = t1 - t0
         u0, vj0, _ = y0
         has_d = bool(c.diodes.a.shape[0])
-        vd0 = vj0 if has_d else None
+        vd0 = companion(c, vj0) if has_d else None
         v = node_voltages(c, values, u0)
         g0 = gradient(c, values, u0, nudge, vd0)
         ua, ub, gb, diag_h = hessian_parts(c, values, v, nudge, vd0)

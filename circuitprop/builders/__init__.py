@@ -1,4 +1,5 @@
 """Deck generators: random R+D networks, lattices, layered DRNs, flow networks."""
 
+from ._flow import deck_to_graph, flow_graph, flow_network, graph_to_deck, read_positions  # noqa: F401
 from ._random import lattice as lattice
 from ._random import random_network as random_network

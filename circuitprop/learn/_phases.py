@@ -31,6 +31,7 @@ from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
 from .._devices import junction_limit
 from .._energy import (
     Nudge,
+    companion,
     gradient,
     hessian_parts,
     hvp,
@@ -333,7 +334,7 @@ def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out
     def body(state):
         u, vj, k, inner, _, rprev = state
         v = node_voltages(c, values, u)
-        vd0 = vj if has_d else None
+        vd0 = companion(c, vj) if has_d else None
         ua, ub, gb, diag = hessian_parts(c, values, v, nudge, vd0)
         g = gradient(c, values, u, nudge, vd0)
         if gcu is not None:

@@ -1,0 +1,183 @@
+"""Matrix-free minimisation of a scalar function of a flat vector (the engine's relaxations).
+
+Newton–CG: each step solves ``H p = −g`` by truncated conjugate gradients on
+Hessian-vector products (never a dense Hessian), stopping at a forcing tolerance
+``min(½, √‖g‖)·‖g‖`` or at negative curvature; a backtracking Armijo line search follows.
+When the Newton direction is not a descent direction, or its line search fails, the step
+falls back to steepest descent with its own line search. ``"gd"`` is the gradient-descent
+solver alone (the previous accepted step length, doubled, starts each search).
+
+The Armijo test carries a slack of ``1e-13 (1 + |f|)`` so that steps whose decrease is below
+float64 rounding (at the very end of a Newton solve) are accepted instead of stalling.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["MinimizeResult", "minimize", "autodiff_oracle", "finite_difference_oracle"]
+
+SOLVERS = ("newton-cg", "gd")
+
+
+class MinimizeResult(NamedTuple):
+    """``z`` (the minimiser), ``value``, ``grad_norm`` (∞-norm of the gradient at ``z``),
+    ``iterations``, ``converged`` (``grad_norm ≤ tol``), ``fallbacks`` (steepest-descent
+    steps taken by Newton–CG)."""
+
+    z: jax.Array
+    value: jax.Array
+    grad_norm: jax.Array
+    iterations: jax.Array
+    converged: jax.Array
+    fallbacks: jax.Array
+
+
+def autodiff_oracle(fun: Callable):
+    """``(grad, hvp)`` of ``fun`` by autodiff (HVP = forward-over-reverse, ``jax.jvp(grad)``)."""
+    grad = jax.grad(fun)
+
+    def hvp(z, v):
+        return jax.jvp(grad, (z,), (v,))[1]
+
+    return grad, hvp
+
+
+def finite_difference_oracle(fun: Callable, step: float = 1e-5, hvp_step: float = 1e-4):
+    """``(grad, hvp)`` of ``fun`` from function values only (central differences).
+
+    The gradient costs ``2n`` evaluations (vmapped), with step ``step·(1 + |z_i|)``;
+    the Hessian-vector product is a central difference of that gradient along ``v``.
+    """
+
+    def grad(z):
+        h = step * (1.0 + jnp.abs(z))
+        eye = jnp.eye(z.shape[0], dtype=z.dtype) * h[:, None]
+        fp = jax.vmap(fun)(z[None, :] + eye)
+        fm = jax.vmap(fun)(z[None, :] - eye)
+        return (fp - fm) / (2.0 * h)
+
+    def hvp(z, v):
+        nv = jnp.linalg.norm(v)
+        eps = hvp_step * (1.0 + jnp.linalg.norm(z)) / jnp.where(nv > 0, nv, 1.0)
+        return (grad(z + eps * v) - grad(z - eps * v)) / (2.0 * eps)
+
+    return grad, hvp
+
+
+def _truncated_cg(hvp, z, g, maxiter):
+    """Approximate Newton direction ``p ≈ −H⁻¹ g`` (``−g`` on immediate negative curvature)."""
+    gnorm = jnp.linalg.norm(g)
+    forcing = jnp.minimum(0.5, jnp.sqrt(gnorm)) * gnorm
+    r0 = -g
+    init = (jnp.int32(0), jnp.zeros_like(g), r0, r0, jnp.vdot(r0, r0), jnp.bool_(False),
+            jnp.bool_(False))
+
+    def cond(c):
+        k, _, _, _, rr, stop, _ = c
+        return (k < maxiter) & (jnp.sqrt(rr) > forcing) & ~stop
+
+    def body(c):
+        k, p, r, d, rr, _, _ = c
+        hd = hvp(z, d)
+        dhd = jnp.vdot(d, hd)
+        neg = dhd <= 1e-300
+        alpha = rr / jnp.where(neg, 1.0, dhd)
+        p_new = p + alpha * d
+        r_new = r - alpha * hd
+        rr_new = jnp.vdot(r_new, r_new)
+        d_new = r_new + (rr_new / jnp.where(rr > 0, rr, 1.0)) * d
+        return (k + 1, jnp.where(neg, p, p_new), jnp.where(neg, r, r_new),
+                jnp.where(neg, d, d_new), jnp.where(neg, rr, rr_new), neg, neg & (k == 0))
+
+    _, p, _, _, _, _, neg_first = jax.lax.while_loop(cond, body, init)
+    p = jnp.where(neg_first | ~jnp.all(jnp.isfinite(p)), -g, p)
+    return p
+
+
+def _line_search(fun, z, f, g, p, alpha0, maxiter):
+    """Backtracking Armijo search along ``p``; returns ``(alpha, f_new, ok)``."""
+    slope = jnp.vdot(g, p)
+    slack = 1e-13 * (1.0 + jnp.abs(f))
+
+    def accept(a, fa):
+        return jnp.isfinite(fa) & (fa <= f + 1e-4 * a * slope + slack)
+
+    def cond(c):
+        k, a, fa = c
+        return (k < maxiter) & ~accept(a, fa)
+
+    def body(c):
+        k, a, _ = c
+        a = 0.5 * a
+        return k + 1, a, fun(z + a * p)
+
+    _, a, fa = jax.lax.while_loop(cond, body, (jnp.int32(0), alpha0, fun(z + alpha0 * p)))
+    return a, fa, accept(a, fa) & (slope < 0)
+
+
+def minimize(fun: Callable, z0, *, oracle=None, solver: str = "newton-cg", tol: float = 1e-10,
+             maxiter: int = 200, cg_maxiter: int | None = None,
+             ls_maxiter: int = 50) -> MinimizeResult:
+    """Minimise ``fun`` (flat vector → scalar) from ``z0``.
+
+    **Arguments:**
+
+    - ``fun``: the objective; ``z0``: starting point (1-D array).
+    - ``oracle``: ``(grad, hvp)`` functions (default :func:`autodiff_oracle`).
+    - ``solver``: ``"newton-cg"`` (default) or ``"gd"``.
+    - ``tol``: converged when ``‖∇fun‖_∞ ≤ tol``; ``maxiter``: outer iterations.
+    - ``cg_maxiter``: CG iterations per Newton step (default ``min(n, 200)``).
+
+    **Returns:** a :class:`MinimizeResult` (jittable, vmappable; failures are flagged, not raised).
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; one of {', '.join(SOLVERS)}")
+    grad, hvp = oracle if oracle is not None else autodiff_oracle(fun)
+    n = z0.shape[0]
+    cg_maxiter = int(cg_maxiter or min(max(n, 1), 200))
+    f0, g0 = fun(z0), grad(z0)
+
+    def gnorm(g):
+        return jnp.max(jnp.abs(g)) if n else jnp.zeros((), z0.dtype)
+
+    def cond(c):
+        z, f, g, it, stalled, nfb, alpha_gd = c
+        return (it < maxiter) & (gnorm(g) > tol) & ~stalled
+
+    def gd_step(z, f, g, alpha_prev):
+        a0 = jnp.minimum(2.0 * alpha_prev, 1e12)
+        a, fa, ok = _line_search(fun, z, f, g, -g, a0, ls_maxiter)
+        return z - a * g, fa, ok, a
+
+    def body(c):
+        z, f, g, it, _, nfb, alpha_gd = c
+        if solver == "gd":
+            zn, fn, ok, a = gd_step(z, f, g, alpha_gd)
+            fb = jnp.int32(0)
+        else:
+            p = _truncated_cg(hvp, z, g, cg_maxiter)
+            a, fa, ok_n = _line_search(fun, z, f, g, p, jnp.asarray(1.0, z.dtype), ls_maxiter)
+
+            def newton(_):
+                return z + a * p, fa, ok_n, alpha_gd
+
+            def fallback(_):
+                a0 = jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm(g), 1e-300))
+                return gd_step(z, f, g, 0.5 * a0)
+
+            zn, fn, ok, a = jax.lax.cond(ok_n, newton, fallback, None)
+            fb = jnp.where(ok_n, 0, 1).astype(jnp.int32)
+        zn = jnp.where(ok, zn, z)
+        fn = jnp.where(ok, fn, f)
+        gn = jnp.where(ok, grad(zn), g)
+        return zn, fn, gn, it + 1, ~ok, nfb + fb, jnp.where(ok, a, alpha_gd)
+
+    init = (z0, f0, g0, jnp.int32(0), jnp.bool_(False), jnp.int32(0), jnp.asarray(1.0 / jnp.maximum(gnorm(g0), 1.0), z0.dtype))
+    z, f, g, it, _, nfb, _ = jax.lax.while_loop(cond, body, init)
+    gn = gnorm(g)
+    return MinimizeResult(z=z, value=f, grad_norm=gn, iterations=it,
+                          converged=(gn <= tol) & jnp.all(jnp.isfinite(z)), fallbacks=nfb)
