@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -251,4 +250,4 @@ def dc_sweep(deck: Netlist | str | os.PathLike, *, method: str = "newton",
     return DCSweep(sweep, voltages, currents, stats, sweep2)
 
 
-__all__ = ["DCSweep", "OperatingPoint", "dc_sweep", "operating_point", "prepare", "Path"]
+__all__ = ["DCSweep", "OperatingPoint", "as_netlist", "dc_sweep", "operating_point", "prepare"]

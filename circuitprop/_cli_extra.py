@@ -84,6 +84,29 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_build_flow(args) -> int:
+    from ._errors import CircuitpropError, ExperimentError
+    from .builders._flow import flow_network
+
+    try:
+        deck = flow_network(args.nodes, seed=args.seed, kind=args.kind,
+                            mean_degree=args.mean_degree, k_min=args.k_min, k_max=args.k_max,
+                            n_sources=args.sources, pressure=args.pressure)
+    except CircuitpropError as e:
+        raise ExperimentError(str(e)) from None
+    if args.output == "-":
+        sys.stdout.write(deck)
+        return 0
+    from pathlib import Path
+
+    path = Path(args.output)
+    try:
+        path.write_text(deck, encoding="utf-8")
+    except OSError as e:
+        raise ExperimentError(f"{path}: cannot write: {e.strerror}") from None
+    return 0
+
+
 def add_commands(sub) -> None:
     g = sub.add_parser("gradcheck", help="compare a learning rule's gradient estimate with "
                        "the exact gradient and finite differences on one data sample")
@@ -126,3 +149,17 @@ def add_commands(sub) -> None:
     d.add_argument("--single-ended", action="store_true", help="one node per output")
     d.add_argument("--direct-inputs", action="store_true", help="one source per input")
     d.set_defaults(func=_cmd_build)
+
+    f = bsub.add_parser("flow", help="disordered flow network (pipes R = 1/k, pressure sources)")
+    f.add_argument("--nodes", type=int, required=True, help="number of nodes, ground included")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("-o", "--output", required=True, help="deck file to write ('-': stdout)")
+    f.add_argument("--kind", choices=("geometric", "delaunay"), default="geometric",
+                   help="random geometric graph (made connected) or Delaunay triangulation")
+    f.add_argument("--mean-degree", type=float, default=5.0,
+                   help="target mean degree of the geometric graph")
+    f.add_argument("--k-min", type=float, default=0.5, help="smallest pipe conductance (S)")
+    f.add_argument("--k-max", type=float, default=1.5, help="largest pipe conductance (S)")
+    f.add_argument("--sources", type=int, default=1, help="number of pressure sources vs*")
+    f.add_argument("--pressure", type=float, default=1.0, help="their DC value (V)")
+    f.set_defaults(func=_cmd_build_flow)

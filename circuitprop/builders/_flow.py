@@ -347,7 +347,8 @@ def graph_to_deck(
     if len(set(src_names.get(n, "") for n in sources)) != len(sources) or not all(
             str(src_names.get(n, "")).lower().startswith("v") for n in sources):
         src_names = {n: f"vs{i}" for i, n in enumerate(sources, 1)}
-    lines.append(f"* ground (pressure 0): node 0 = graph node {ground!r}")
+    lines.append("* ground (pressure 0): node 0" + (
+        "" if names[ground] == ground else f" (graph node {ground!r})"))
     pos = nx.get_node_attributes(G, "pos")
     if pos:
         lines.append("* node positions (x, y), for plots")
