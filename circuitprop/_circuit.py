@@ -330,7 +330,11 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
         nv = np.where(node_var < 0, n_u, node_var)
         br_a = np.concatenate([fix(r_a), fix(d_a)]).astype(np.int64)
         br_b = np.concatenate([fix(r_b), fix(d_b)]).astype(np.int64)
-        mg = build_hierarchy(n_u, nv[br_a], nv[br_b])
+        # aggregates follow strong couplings: resistor conductances, and for diodes the
+        # conductance at vcrit (a conducting junction couples its nodes tightly)
+        weights = np.concatenate([np.asarray(r_g, dtype=np.float64),
+                                  np.full(len(d_a), 1.0 / (math.sqrt(2.0) * VT))])
+        mg = build_hierarchy(n_u, nv[br_a], nv[br_b], weights)
         circuit = Circuit(
             n_u=n_u, n_nodes=n_nodes, node_var=ia(node_var),
             off_node=ia(off_node), off_branch=ia(off_branch), off_sign=f64(off_sign),

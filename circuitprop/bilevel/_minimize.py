@@ -7,8 +7,8 @@ When the Newton direction is not a descent direction, or its line search fails, 
 falls back to steepest descent with its own line search. ``"gd"`` is the gradient-descent
 solver alone (the previous accepted step length, doubled, starts each search).
 
-The Armijo test carries a slack of ``1e-13 (1 + |f|)`` so that steps whose decrease is below
-float64 rounding (at the very end of a Newton solve) are accepted instead of stalling.
+A step whose change of ``f`` is below float64 rounding (``1e-13 (1 + |f|)``, the very end of
+a solve) is accepted when it reduces the gradient's norm, instead of stalling.
 """
 
 from __future__ import annotations
@@ -98,13 +98,23 @@ def _truncated_cg(hvp, z, g, maxiter):
     return p
 
 
-def _line_search(fun, z, f, g, p, alpha0, maxiter):
-    """Backtracking Armijo search along ``p``; returns ``(alpha, f_new, ok)``."""
+def _line_search(fun, grad, z, f, g, p, alpha0, maxiter):
+    """Backtracking Armijo search along ``p``; returns ``(alpha, f_new, ok)``.
+
+    A trial whose change of ``f`` is within rounding (``1e-13 (1 + |f|)``) is judged by the
+    gradient instead (accepted when its norm decreases) (the end of a solve, where ``f`` is flat to
+    machine precision).
+    """
     slope = jnp.vdot(g, p)
     slack = 1e-13 * (1.0 + jnp.abs(f))
+    gn = jnp.linalg.norm(g)
 
     def accept(a, fa):
-        return jnp.isfinite(fa) & (fa <= f + 1e-4 * a * slope + slack)
+        armijo = fa <= f + 1e-4 * a * slope
+        flat = jnp.abs(fa - f) <= slack
+        smaller = jax.lax.cond(flat, lambda: jnp.linalg.norm(grad(z + a * p)) < 0.999 * gn,
+                               lambda: False)
+        return jnp.isfinite(fa) & jnp.where(flat, smaller, armijo)
 
     def cond(c):
         k, a, fa = c
@@ -150,7 +160,7 @@ def minimize(fun: Callable, z0, *, oracle=None, solver: str = "newton-cg", tol: 
 
     def gd_step(z, f, g, alpha_prev):
         a0 = jnp.minimum(2.0 * alpha_prev, 1e12)
-        a, fa, ok = _line_search(fun, z, f, g, -g, a0, ls_maxiter)
+        a, fa, ok = _line_search(fun, grad, z, f, g, -g, a0, ls_maxiter)
         return z - a * g, fa, ok, a
 
     def body(c):
@@ -160,7 +170,8 @@ def minimize(fun: Callable, z0, *, oracle=None, solver: str = "newton-cg", tol: 
             fb = jnp.int32(0)
         else:
             p = _truncated_cg(hvp, z, g, cg_maxiter)
-            a, fa, ok_n = _line_search(fun, z, f, g, p, jnp.asarray(1.0, z.dtype), ls_maxiter)
+            a, fa, ok_n = _line_search(fun, grad, z, f, g, p, jnp.asarray(1.0, z.dtype),
+                                     ls_maxiter)
 
             def newton(_):
                 return z + a * p, fa, ok_n, alpha_gd
