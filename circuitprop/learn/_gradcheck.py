@@ -129,6 +129,12 @@ def gradcheck(experiment, sample: int = 0, rule: str | None = None,
         raise ConvergenceError(f"{experiment.path}: free phase of sample {sample} did not converge")
     est = jax.jit(lambda p, t, a, b, k: sample_gradient(p, cfg, t, a, b, k))(prob, theta, x, y, key)
     if not bool(est.ok):
+        if rule == "agnostic":
+            raise ConvergenceError(
+                f"{experiment.path}: the agnostic joint parameter/state relaxation of sample "
+                f"{sample} did not settle (eta {eta:g} S/V^2): it contracts only while eta times "
+                "the sensitivity of 1/2 dV^2 to the conductances is well below 1 "
+                "(eta << g/dV^2, e.g. 1e-6 for mS conductances and volt drops)")
         raise ConvergenceError(
             f"{experiment.path}: a {rule} phase of sample {sample} did not converge "
             f"(beta {beta:g}; a negative nudge can make the energy unbounded)")
