@@ -1,8 +1,14 @@
-"""Train the example circuits with EP and with the exact gradient, side by side.
+"""Train the example circuits with EP and with the exact gradient, side by side with a
+same-size network trained by backprop.
 
 Writes ``docs/results.md``: for each example, the final test accuracy (or loss) and the
-mean time per epoch of the learning rule ``ep`` (as configured in the experiment) and of
-``exact`` (implicit differentiation, same optimizer, same data order, same seed).
+mean time per epoch of the learning rule ``ep`` (as configured in the experiment), of
+``exact`` (implicit differentiation, same optimizer, same data order, same seed) and of a
+plain backprop baseline: a JAX MLP with the circuit's layer sizes (inputs = the input
+sources, ``[x, −x]`` for ``input_mode = "pm"``; hidden width = the circuit's diode-clipped
+hidden nodes; one output per circuit output), ReLU hidden units, the same mse loss on the
+same encoded targets, trained with the experiment's optimizer, batch size, epochs and
+per-epoch learning-rate decay (learning rate: ``BP_LR``).
 
 Usage::
 
@@ -25,6 +31,94 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 EXAMPLES = ("xor", "iris", "digits")
+
+#: Backprop baseline learning rates (the circuit's are in units of g_unit and do not carry
+#: over to an MLP's weights).
+BP_LR = {"xor": 0.05, "iris": 0.05, "digits": 0.05}
+
+
+def hidden_width(exp) -> int:
+    """The circuit's hidden width: nodes carrying a diode that are not source nodes."""
+    netlist = exp.load_netlist()
+    src_nodes = {n for el in netlist.elements if el.kind == "v" for n in el.nodes}
+    hidden = {n for el in netlist.elements if el.kind == "d" for n in el.nodes[:2]
+              if n not in src_nodes and n != "0"}
+    return len(hidden)
+
+
+def run_backprop(name: str, epochs: int | None) -> dict:
+    """Train the same-size MLP by backprop; metrics in the shape ``train`` writes."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from circuitprop.experiment import load_experiment
+
+    exp = load_experiment(REPO / "examples" / name / "experiment.toml")
+    t = exp.train
+    n_epochs = t.epochs if epochs is None else epochs
+    ds = exp.load_data()
+    gain = t.input_gain if t.input_gain else 1.0
+    enc = lambda x: (np.asarray(exp.encode_inputs(x), np.float64) - t.input_offset) / gain  # noqa: E731
+    xtr, xte = enc(ds.x_train), enc(ds.x_test)
+    ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), np.float64)
+    n_in, n_hid, n_out = xtr.shape[1], hidden_width(exp), ytr.shape[1]
+    k1, k2 = jax.random.split(jax.random.PRNGKey(t.seed))
+    params = {  # He-uniform hidden layer, Glorot-uniform output layer
+        "w1": jax.random.uniform(k1, (n_in, n_hid), minval=-1, maxval=1) * np.sqrt(6 / n_in),
+        "b1": jnp.zeros(n_hid),
+        "w2": jax.random.uniform(k2, (n_hid, n_out), minval=-1, maxval=1)
+        * np.sqrt(6 / (n_hid + n_out)),
+        "b2": jnp.zeros(n_out),
+    }
+
+    def forward(p, x):
+        return jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+
+    def loss_fn(p, x, y):
+        d = forward(p, x) - y
+        return jnp.mean(0.5 * jnp.sum(d * d, axis=-1))
+
+    lr0 = BP_LR[name]
+    make = {"sgd": lambda lr: optax.sgd(lr), "momentum": lambda lr: optax.sgd(lr, t.momentum),
+            "adam": lambda lr: optax.adam(lr)}[t.optimizer]
+    opt = optax.inject_hyperparams(make)(lr=lr0)
+    state = opt.init(params)
+    bs = t.batch_size
+    n_batches = -(-len(xtr) // bs)
+
+    @jax.jit
+    def epoch_fn(p, s, xb, yb, lr):
+        s.hyperparams["lr"] = lr
+
+        def step(carry, batch):
+            p, s = carry
+            g = jax.grad(loss_fn)(p, *batch)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        (p, s), _ = jax.lax.scan(step, (p, s), (xb, yb))
+        return p, s
+
+    rng = np.random.default_rng(t.seed)
+    secs = []
+    for epoch in range(n_epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(xtr)) if t.shuffle else np.arange(len(xtr))
+        idx = np.resize(order, n_batches * bs).reshape(n_batches, bs)  # last batch wraps
+        params, state = epoch_fn(params, state, xtr[idx], ytr[idx],
+                                 jnp.asarray(lr0 * t.lr_decay**epoch))
+        jax.block_until_ready(params)
+        secs.append(time.perf_counter() - t0)
+    o = np.asarray(forward(params, xte))
+    yte = np.asarray(exp.encode_targets(ds.y_test, ds.n_classes), np.float64)
+    m = {"epochs": n_epochs, "epoch_seconds": secs,
+         "test_loss": float(np.mean(0.5 * np.sum((o - yte) ** 2, axis=-1))),
+         "sizes": (n_in, n_hid, n_out), "learning_rate": lr0, "optimizer": t.optimizer}
+    if ds.n_classes:
+        m["test_accuracy"] = float(np.mean(exp.predict_classes(o, ds.n_classes) == ds.y_test))
+    return m
 
 
 def run(name: str, rule: str, epochs: int | None, workdir: Path) -> dict:
@@ -56,6 +150,8 @@ def main(argv=None) -> int:
             for rule in ("ep", "exact"):
                 print(f"{name}: {rule} ...", file=sys.stderr, flush=True)
                 res[rule] = run(name, rule, epochs, Path(tmp))
+            print(f"{name}: backprop ...", file=sys.stderr, flush=True)
+            res["bp"] = run_backprop(name, epochs)
             rows.append((name, res))
 
     def score(m):
@@ -69,25 +165,36 @@ def main(argv=None) -> int:
         return sum(s[1:]) / len(s[1:]) if len(s) > 1 else s[0]
 
     lines = [
-        "# Training results: EP against the exact gradient",
+        "# Training results: EP, the exact gradient and backprop",
         "",
-        "Written by `python bench/train_compare.py` "
-        f"({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs). Each example is trained twice with identical settings, data "
-        "order and seed: once with its EP rule (as in `examples/*/experiment.toml`) and once "
-        "with `rule = \"exact\"` (implicit differentiation: free phase + CG adjoint solve). "
-        "Epoch time is the mean over epochs after the first (which includes compilation).",
+        "Written by `python bench/train_compare.py"
+        + (f" --digits-epochs {args.digits_epochs}" if "digits" in args.only else "")
+        + f"` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs). Each example circuit is trained twice with identical "
+        "settings, data order and seed: once with its EP rule (as in "
+        "`examples/*/experiment.toml`) and once with `rule = \"exact\"` (implicit "
+        "differentiation: free phase + CG adjoint solve). **BP** is a same-size network "
+        "trained by backprop: a JAX MLP with the circuit's layer sizes, ReLU hidden units, "
+        "the same mse loss on the same targets, the experiment's optimizer, batch size, epochs "
+        "and learning-rate decay (its own learning rate, below; its own shuffling with the "
+        "same seed). Epoch time is the mean over epochs after the first (which includes "
+        "compilation).",
         "",
-        "| example | epochs | EP test | exact test | EP s/epoch | exact s/epoch "
-        "| EP / exact time |",
-        "|---|---|---|---|---|---|---|",
+        "| example | epochs | EP test | exact test | BP test | EP s/epoch | exact s/epoch "
+        "| BP s/epoch | EP / exact time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in rows:
-        ep, ex = res["ep"], res["exact"]
-        te, tx = epoch_time(ep), epoch_time(ex)
-        lines.append(f"| {name} | {ep['epochs']} | {score(ep)} | {score(ex)} | {te:.3f} | "
-                     f"{tx:.3f} | {te / tx:.2f} |")
+        ep, ex, bp = res["ep"], res["exact"], res["bp"]
+        te, tx, tb = epoch_time(ep), epoch_time(ex), epoch_time(bp)
+        lines.append(f"| {name} | {ep['epochs']} | {score(ep)} | {score(ex)} | {score(bp)} | "
+                     f"{te:.3f} | {tx:.3f} | {tb:.4f} | {te / tx:.2f} |")
     lines += [
+        "",
+        "Backprop baselines (inputs-hidden-outputs, optimizer, learning rate): "
+        + "; ".join(f"{name} {'-'.join(str(v) for v in res['bp']['sizes'])}, "
+                    f"{res['bp']['optimizer']}, {res['bp']['learning_rate']:g}"
+                    for name, res in rows) + ".",
         "",
         "EP solves the free phase and the nudged phases (warm-started from the free state); "
         "every training sample's free state is cached between epochs and warm-starts its next "

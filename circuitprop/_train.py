@@ -172,7 +172,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
     netlist = exp.load_netlist()
     prob, pinfo = problem_from_experiment(exp, netlist, TRAIN_OPTIONS)
-    cfg = rule_config(rule, estimator, learn.beta, learn.eta, from_settings(exp.measurement),
+    cfg = rule_config(rule, estimator, learn.beta, learn.eta_for(rule), from_settings(exp.measurement),
                       learn.loss)
     cfg = dataclasses.replace(cfg, warm=True)
     ds = exp.load_data()

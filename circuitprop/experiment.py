@@ -24,7 +24,8 @@ Optional top-level key: ``description`` (free text). Defaults of the tables:
   csv unless the columns or ``loss = "cross-entropy"`` say otherwise), ``test_fraction = 0.2``,
   ``seed = 0`` (split seed), ``limit_train`` / ``limit_test`` absent (all rows).
 - ``[learning]``: ``rule = "ep"``, ``estimator = "centered"``, ``beta = 1e-6`` (siemens),
-  ``loss = "mse"``, ``eta = 0.1``.
+  ``loss = "mse"``, ``eta = 0.1`` (coupled learning's clamp fraction),
+  ``agnostic_eta`` (agnostic EP's spring compliance, S/V²; automatic when absent).
 - ``[train]``: ``optimizer = "sgd"``, ``learning_rate = 0.01``, ``lr_decay = 1.0`` (per epoch),
   ``momentum = 0.9``, ``epochs = 10``, ``batch_size = 1``, ``seed = 0``, ``shuffle = true``,
   ``g_min = 1e-9`` S, ``g_max = inf`` S, ``g_unit = 1.0`` S, ``init = "netlist"``,
@@ -122,7 +123,13 @@ class LearningSettings:
     estimator: str = "centered"
     beta: float = 1e-6
     loss: str = "mse"
-    eta: float = 0.1
+    eta: float | None = None
+    agnostic_eta: float | None = None
+
+    def eta_for(self, rule: str) -> float | None:
+        """The η the rule uses: ``agnostic_eta`` (S/V²) for agnostic EP, ``eta`` (a
+        fraction) for coupled learning; ``None`` means the rule's default."""
+        return self.agnostic_eta if rule == "agnostic" else self.eta
 
     @property
     def forward_points(self) -> int | None:
@@ -588,7 +595,7 @@ _TOP = (
 )
 _TABLES = ("data", "learning", "train", "measurement")
 _DATA = ("source", "task", "test_fraction", "seed", "limit_train", "limit_test")
-_LEARNING = ("rule", "estimator", "beta", "loss", "eta")
+_LEARNING = ("rule", "estimator", "beta", "loss", "eta", "agnostic_eta")
 _TRAIN = tuple(f.name for f in dataclasses.fields(TrainSettings))
 _MEASUREMENT = tuple(f.name for f in dataclasses.fields(MeasurementSettings))
 
@@ -710,9 +717,10 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         estimator=lt.string("estimator", "centered", ESTIMATORS),
         beta=lt.number("beta", 1e-6, lo=0.0, lo_open=True),
         loss=lt.string("loss", "mse", LOSSES),
-        eta=lt.number("eta", 0.1, lo=0.0, lo_open=True),
+        eta=lt.number("eta", None, lo=0.0, lo_open=True),
+        agnostic_eta=lt.number("agnostic_eta", None, lo=0.0, lo_open=True),
     )
-    if learning.rule == "coupled" and learning.eta > 1:
+    if learning.rule == "coupled" and learning.eta is not None and learning.eta > 1:
         raise ExperimentError(
             f"{path}: [learning] eta: coupled learning clamps a fraction eta of the error, "
             f"must be in (0, 1], got {learning.eta!r}"

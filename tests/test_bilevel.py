@@ -1,4 +1,4 @@
-"""The general bilevel engine on a small quadratic + log-cosh energy.
+"""The general bilevel engine on a small quadratic + log-cosh energy with tanh couplings.
 
 EP (every estimator) → implicit gradient as β → 0 with the estimator's order; implicit ==
 recurrent backprop == finite differences; agnostic EP through the physical-system interface
@@ -19,9 +19,12 @@ N, M = 4, 3
 
 
 def energy(s, th, x):
+    # quadratic + log cosh, coupled through r = tanh(s): bounded couplings keep the joint
+    # (s, θ) energy of the agnostic system E + ‖u − θ‖²/(2η) bounded below
     ws = 0.5 * (th["W"] + th["W"].T)
-    return (0.5 * s @ s + jnp.sum(jnp.log(jnp.cosh(s))) - 0.5 * s @ ws @ s
-            - s @ (th["U"] @ x) - th["b"] @ s)
+    r = jnp.tanh(s)
+    return (0.5 * s @ s + jnp.sum(jnp.log(jnp.cosh(s))) - 0.5 * r @ ws @ r
+            - r @ (th["U"] @ x) - th["b"] @ r)
 
 
 def cost(s, y):
@@ -67,10 +70,10 @@ def test_relax_is_a_minimum(setup):
 def test_exact_baselines_agree(setup):
     prob, theta, x, y, gi = setup
     rbp = bl.recurrent_backprop(prob, theta, x, y)
-    fd = bl.finite_difference(prob, theta, x, y, eps=1e-6)
+    fd = bl.finite_difference(prob, theta, x, y, eps=1e-5)
     assert bool(rbp.converged) and bool(fd.converged)
     assert relerr(flat(rbp.grad), gi) < 1e-9
-    assert relerr(flat(fd.grad), gi) < 1e-7
+    assert relerr(flat(fd.grad), gi) < 1e-6  # relaxations to 1e-12, steps 1e-5
     # and plain autodiff of the loss through the implicit function agrees too
     assert float(bl.loss(prob, theta, x, y)) == pytest.approx(float(rbp.loss), rel=1e-12)
 
@@ -148,9 +151,10 @@ def test_black_box_energy_trains_by_agnostic_ep(setup):
     th = theta
     losses = [total_loss(th)]
     for _ in range(4):
-        grads = [bl.agnostic_step(system, th, xs[i], ys[i], beta=0.01).grad for i in range(4)]
-        g = jax.tree_util.tree_map(lambda *a: sum(a) / 4, *grads)
-        th = jax.tree_util.tree_map(lambda t, d: t - 0.3 * d, th, g)
+        steps = [bl.agnostic_step(system, th, xs[i], ys[i], beta=0.01) for i in range(4)]
+        assert all(r.converged for r in steps)
+        g = jax.tree_util.tree_map(lambda *a: sum(a) / 4, *[r.grad for r in steps])
+        th = jax.tree_util.tree_map(lambda t, d: t - 0.5 * d, th, g)
         losses.append(total_loss(th))
     assert losses[-1] < 0.8 * losses[0], losses
     assert all(b < a for a, b in zip(losses, losses[1:])), losses

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ..learn._estimators import ESTIMATORS
-from ._problem import EnergyProblem, relax
+from ._problem import EnergyProblem, _relax_flat, relax
 
 __all__ = ["GradientResult", "ep_gradient", "implicit_gradient", "recurrent_backprop",
            "finite_difference", "loss", "theta_grad"]
@@ -40,10 +40,6 @@ class GradientResult(NamedTuple):
 def theta_grad(problem: EnergyProblem, state, theta, x):
     """``∂θE(state, θ, x)`` — what a physical system would measure at an equilibrium."""
     return jax.grad(problem.energy, argnums=1)(state, theta, x)
-
-
-def _tree_lin(coefs, trees):
-    return jax.tree_util.tree_map(lambda *ls: sum(c * leaf for c, leaf in zip(coefs, ls)), *trees)
 
 
 def ep_gradient(problem: EnergyProblem, theta, x, y, *, beta=1e-3, estimator: str = "centered",
@@ -68,19 +64,42 @@ def ep_gradient(problem: EnergyProblem, theta, x, y, *, beta=1e-3, estimator: st
     if estimator not in ESTIMATORS:
         raise KeyError(f"unknown estimator {estimator!r}; one of {', '.join(ESTIMATORS)}")
     points, coefs = ESTIMATORS[estimator]
-    kw = dict(solver=solver, tol=tol, maxiter=maxiter)
-    free = relax(problem, theta, x, y, 0.0, state0, **kw)
-    phases = {0.0: free}
-    for direction in (1.0, -1.0):
-        s = free.state
-        for b in sorted((b for b in points if b * direction > 0), key=abs):
-            r = relax(problem, theta, x, y, b * beta, s, **kw)
-            phases[b] = r
-            s = r.state
-    dE = [theta_grad(problem, phases[b].state, theta, x) for b in points]
-    grad = jax.tree_util.tree_map(lambda t: t / beta, _tree_lin(coefs, dE))
-    ok = jnp.all(jnp.stack([r.converged for r in phases.values()]))
-    return GradientResult(grad, problem.cost(free.state, y), ok, free.state)
+    if state0 is None:
+        state0 = problem.init(theta, x)
+    state0 = jax.tree_util.tree_map(jnp.asarray, state0)
+    beta = jnp.asarray(beta, dtype=jnp.result_type(float))
+    g, loss_, ok, s0 = _ep_jit(problem, theta, x, y, beta, state0, points, coefs, solver,
+                               float(tol), int(maxiter))
+    return GradientResult(g, loss_, ok, s0)
+
+
+@eqx.filter_jit
+def _ep_jit(problem, theta, x, y, beta, state0, points, coefs, solver, tol, maxiter):
+    # every phase in one scan (one compiled relaxation): the free phase, then 0 → β → 2β …
+    # warm-started in turn, then 0 → −β … restarting from the free state
+    z0, unravel = ravel_pytree(state0)
+    pos = sorted(b for b in points if b > 0)
+    neg = sorted((b for b in points if b < 0), key=abs)
+    seq = [0.0] + pos + neg
+    from_free = [False] + [False] * len(pos) + [i == 0 for i in range(len(neg))]
+    is_free = [True] + [False] * (len(pos) + len(neg))
+
+    def phase(carry, inp):
+        prev, free = carry
+        b, ff, isf = inp
+        start = jnp.where(ff, free, prev)
+        r = _relax_flat(problem, theta, x, y, b * beta, start, unravel, solver, tol, maxiter)
+        return (r.z, jnp.where(isf, r.z, free)), (r.z, r.converged)
+
+    inputs = (jnp.asarray(seq, beta.dtype), jnp.asarray(from_free), jnp.asarray(is_free))
+    _, (zs, oks) = jax.lax.scan(phase, (z0, z0), inputs)
+    dE = jax.vmap(lambda z: theta_grad(problem, unravel(z), theta, x))(zs)
+    w = jnp.zeros(len(seq), beta.dtype)
+    for b, a in zip(points, coefs):
+        w = w.at[seq.index(b)].add(a)
+    grad = jax.tree_util.tree_map(lambda t: jnp.tensordot(w, t, axes=1) / beta, dE)
+    s0 = unravel(zs[0])
+    return grad, problem.cost(s0, y), jnp.all(oks), s0
 
 
 def _adjoint_parts(problem, theta, x, y, state):

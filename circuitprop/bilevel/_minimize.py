@@ -13,7 +13,8 @@ a solve) is accepted when it reduces the gradient's norm, instead of stalling.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +26,8 @@ SOLVERS = ("newton-cg", "gd")
 
 class MinimizeResult(NamedTuple):
     """``z`` (the minimiser), ``value``, ``grad_norm`` (∞-norm of the gradient at ``z``),
-    ``iterations``, ``converged`` (``grad_norm ≤ tol``), ``fallbacks`` (steepest-descent
-    steps taken by Newton–CG)."""
+    ``iterations``, ``converged`` (``grad_norm ≤ tol``), ``fallbacks`` (Newton line searches
+    that failed and were replaced by a steepest-descent step)."""
 
     z: jax.Array
     value: jax.Array
@@ -155,40 +156,31 @@ def minimize(fun: Callable, z0, *, oracle=None, solver: str = "newton-cg", tol: 
         return jnp.max(jnp.abs(g)) if n else jnp.zeros((), z0.dtype)
 
     def cond(c):
-        z, f, g, it, stalled, nfb, alpha_gd = c
+        z, f, g, it, stalled, nfb, alpha_gd, fallback = c
         return (it < maxiter) & (gnorm(g) > tol) & ~stalled
 
-    def gd_step(z, f, g, alpha_prev):
-        a0 = jnp.minimum(2.0 * alpha_prev, 1e12)
-        a, fa, ok = _line_search(fun, grad, z, f, g, -g, a0, ls_maxiter)
-        return z - a * g, fa, ok, a
-
     def body(c):
-        z, f, g, it, _, nfb, alpha_gd = c
+        z, f, g, it, _, nfb, alpha_gd, fallback = c
         if solver == "gd":
-            zn, fn, ok, a = gd_step(z, f, g, alpha_gd)
-            fb = jnp.int32(0)
+            p, a0, use_gd = -g, jnp.minimum(2.0 * alpha_gd, 1e12), jnp.bool_(True)
         else:
-            p = _truncated_cg(hvp, z, g, cg_maxiter)
-            a, fa, ok_n = _line_search(fun, grad, z, f, g, p, jnp.asarray(1.0, z.dtype),
-                                     ls_maxiter)
-
-            def newton(_):
-                return z + a * p, fa, ok_n, alpha_gd
-
-            def fallback(_):
-                a0 = jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm(g), 1e-300))
-                return gd_step(z, f, g, 0.5 * a0)
-
-            zn, fn, ok, a = jax.lax.cond(ok_n, newton, fallback, None)
-            fb = jnp.where(ok_n, 0, 1).astype(jnp.int32)
-        zn = jnp.where(ok, zn, z)
-        fn = jnp.where(ok, fn, f)
+            # Newton–CG, or steepest descent after a failed Newton line search
+            use_gd = fallback
+            p = jnp.where(use_gd, -g, _truncated_cg(hvp, z, g, cg_maxiter))
+            a0 = jnp.where(use_gd, jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm(g), 1e-300)),
+                           jnp.asarray(1.0, z.dtype))
+        a, fa, ok = _line_search(fun, grad, z, f, g, p, a0, ls_maxiter)
+        zn = jnp.where(ok, z + a * p, z)
+        fn = jnp.where(ok, fa, f)
         gn = jnp.where(ok, grad(zn), g)
-        return zn, fn, gn, it + 1, ~ok, nfb + fb, jnp.where(ok, a, alpha_gd)
+        stalled = ~ok & use_gd
+        fb_next = ~ok & ~use_gd
+        return (zn, fn, gn, it + 1, stalled, nfb + fb_next.astype(jnp.int32),
+                jnp.where(ok & use_gd, a, alpha_gd), fb_next)
 
-    init = (z0, f0, g0, jnp.int32(0), jnp.bool_(False), jnp.int32(0), jnp.asarray(1.0 / jnp.maximum(gnorm(g0), 1.0), z0.dtype))
-    z, f, g, it, _, nfb, _ = jax.lax.while_loop(cond, body, init)
+    init = (z0, f0, g0, jnp.int32(0), jnp.bool_(False), jnp.int32(0),
+            jnp.asarray(1.0 / jnp.maximum(gnorm(g0), 1.0), z0.dtype), jnp.bool_(False))
+    z, f, g, it, _, nfb, _, _ = jax.lax.while_loop(cond, body, init)
     gn = gnorm(g)
     return MinimizeResult(z=z, value=f, grad_norm=gn, iterations=it,
                           converged=(gn <= tol) & jnp.all(jnp.isfinite(z)), fallbacks=nfb)

@@ -32,7 +32,8 @@ differentiating ``E`` raises (see :func:`forbid_theta_derivative`).
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -7,7 +7,8 @@ internally and calling :func:`._minimize.minimize` (Newton–CG on Hessian-vecto
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax

@@ -66,16 +66,24 @@ class RuleConfig(eqx.Module):
     rule: str = eqx.field(static=True, default="ep")
     estimator: str = eqx.field(static=True, default="centered")
     beta: float = eqx.field(static=True, default=1e-6)
-    eta: float = eqx.field(static=True, default=0.1)
+    eta: float | None = eqx.field(static=True, default=0.1)
     measurement: MeasurementModel = MeasurementModel()
     adjoint: str = eqx.field(static=True, default="cg")
     agnostic_iters: int = eqx.field(static=True, default=8)
     warm: bool = eqx.field(static=True, default=False)
 
 
-def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=0.1, measurement=None,
+def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=None, measurement=None,
                 loss="mse", adjoint="cg") -> RuleConfig:
-    """A checked :class:`RuleConfig` (raises :class:`ExperimentError` for bad combinations)."""
+    """A checked :class:`RuleConfig` (raises :class:`ExperimentError` for bad combinations).
+
+    ``eta=None`` takes the rule's default: 0.1 for coupled learning, and for agnostic EP a
+    compliance chosen from the free phase's measurements (see :data:`AGNOSTIC_ETA_SCALE`).
+    """
+    if eta is None and rule == "coupled":
+        eta = 0.1
+    if eta is not None and not (eta > 0):
+        raise ExperimentError(f"eta must be > 0 (got {eta!r})")
     if rule not in RULES:
         raise ExperimentError(f"unknown rule {rule!r}; one of {', '.join(RULES)}")
     if estimator not in ESTIMATORS:
@@ -87,10 +95,10 @@ def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=0.1, measurement
                               "it needs loss 'mse'")
     if rule == "agnostic" and estimator.startswith("forward"):
         raise ExperimentError("rule 'agnostic' takes estimator positive, negative or centered")
-    if rule == "coupled" and not (0 < eta <= 1):
+    if rule == "coupled" and not (eta <= 1):
         raise ExperimentError(f"coupled learning needs 0 < eta <= 1 (got {eta!r})")
     return RuleConfig(rule=rule, estimator=estimator, beta=float(beta),
-                      eta=1.0 if rule == "contrastive" else float(eta),
+                      eta=1.0 if rule == "contrastive" else (None if eta is None else float(eta)),
                       measurement=measurement or MeasurementModel(), adjoint=adjoint)
 
 
@@ -130,6 +138,17 @@ def _coupled(prob: Problem, cfg: RuleConfig, values, y, key, m0):
     return (mc.energy_grad() - m0.energy_grad()) / cfg.eta, m0.ok & mc.ok
 
 
+#: automatic agnostic-EP compliance: eta = AGNOSTIC_ETA_SCALE * min_k g_k / max_k dV_k^2.
+#: The joint relaxation of conductances and state contracts only while eta times the
+#: sensitivity d(dV^2/2)/dg (about dV^2/g) stays below 1; this keeps it near 1e-3.
+AGNOSTIC_ETA_SCALE = 1e-3
+
+
+def agnostic_eta(theta, dv):
+    """The default spring compliance (S/V²) of agnostic EP, from measured drops ``dv``."""
+    return AGNOSTIC_ETA_SCALE * jnp.min(theta) / jnp.maximum(jnp.max(dv * dv), 1e-12)
+
+
 def _agnostic(prob: Problem, cfg: RuleConfig, theta, x, y, key, free):
     b1, b2 = {"positive": (0.0, 1.0), "negative": (-1.0, 0.0),
               "centered": (-0.5, 0.5)}[cfg.estimator]
@@ -140,6 +159,7 @@ def _agnostic(prob: Problem, cfg: RuleConfig, theta, x, y, key, free):
     m1 = cfg.measurement(measure(prob, prob.circuit, values, s1), k1)
     # the control knob holds theta_t in place at beta1: u_t = theta_t + eta * dE/dtheta
     e1 = m1.energy_grad()
+    eta = agnostic_eta(theta, m1.dv) if cfg.eta is None else cfg.eta
 
     def body(carry, k):
         delta, u, ok, _ = carry
@@ -147,7 +167,7 @@ def _agnostic(prob: Problem, cfg: RuleConfig, theta, x, y, key, free):
         s = solve_nudged(prob, vals, b2, y, u)
         m = cfg.measurement(measure(prob, prob.circuit, vals, s), k)
         # theta_{t+1} = u_t - eta * dE/dtheta(s2) = theta_t + eta (e1 - e2)
-        new = cfg.eta * (e1 - m.energy_grad())
+        new = eta * (e1 - m.energy_grad())
         return (new, s.u, ok & m.ok, jnp.linalg.norm(new - delta)), None
 
     init = (jnp.zeros_like(theta), s1.u, m1.ok & (s1.result == 0), jnp.asarray(0.0, theta.dtype))
@@ -159,7 +179,7 @@ def _agnostic(prob: Problem, cfg: RuleConfig, theta, x, y, key, free):
     ok = ok & jnp.all(jnp.isfinite(delta)) & jnp.all(theta + delta > 0)
     if cfg.measurement.is_ideal:
         ok = ok & (step <= AGNOSTIC_RTOL * jnp.linalg.norm(delta))
-    return -delta / (cfg.eta * (b2 - b1)), ok
+    return -delta / (eta * (b2 - b1)), ok
 
 
 def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -> RuleOutput:

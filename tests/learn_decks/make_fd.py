@@ -7,6 +7,10 @@ sample's input source values and the conductance ``g_k ± h_k`` (``h_k = REL_STE
 
     dL/dg_k ≈ (L(g + h_k e_k) − L(g − h_k e_k)) / (2 h_k),   L = ½ Σ_j (V_out_j − y_j)².
 
+The file also holds, per sample, the coupled-learning estimate computed from two ngspice
+solves (free phase; clamped phase with every output held by a voltage source at
+``o_F + η (y − o_F)``): ``(1/η) [½ΔV_C² − ½ΔV_F²]`` over the trainable resistors.
+
 The deck text is edited line by line (resistor values written as ``repr(1/g)`` ohms, input
 sources as ``DC value``), so the oracle does not go through circuitprop's solver or
 exporter. Usage::
@@ -94,21 +98,58 @@ def ngspice_loss(deck: str, outputs, targets) -> tuple[float, list[float]]:
     return 0.5 * sum((a - b) ** 2 for a, b in zip(o, targets)), o
 
 
-def fd_sample(index: int, rel_step: float = REL_STEP, experiment_path: Path = EXPERIMENT) -> dict:
+def _pair(o):
+    return tuple(o) if isinstance(o, (tuple, list)) else (o, "0")
+
+
+def _drops(deck: str, names, volts: dict[str, float]) -> list[float]:
+    """Voltage across each named resistor (first node minus second) from node voltages."""
+    nodes = {}
+    for line in deck.splitlines()[1:]:
+        tok = line.split()
+        if tok and tok[0].lower() in names:
+            nodes[tok[0].lower()] = (tok[1].lower(), tok[2].lower())
+    v = lambda n: 0.0 if n in ("0", "gnd") else volts[n]  # noqa: E731
+    return [v(nodes[n][0]) - v(nodes[n][1]) for n in names]
+
+
+def ngspice_coupled(deck: str, names, outputs, targets, eta: float) -> list[float]:
+    """Coupled learning from ngspice phases: ``(1/η) [½ΔV_C² − ½ΔV_F²]``."""
+    from circuitprop.export import ngspice_operating_point
+
+    vf, _ = ngspice_operating_point(deck)
+    o = _output_voltages(vf, outputs)
+    clamps = [f"vclamp_{k} {_pair(out)[0]} {_pair(out)[1]} DC {repr(a + eta * (b - a))}"
+              for k, (out, a, b) in enumerate(zip(outputs, o, targets))]
+    lines = deck.rstrip().splitlines()
+    end = max(i for i, line in enumerate(lines) if line.strip().lower() == ".end")
+    vc, _ = ngspice_operating_point("\n".join(lines[:end] + clamps + lines[end:]) + "\n")
+    df, dc = _drops(deck, names, vf), _drops(deck, names, vc)
+    return [(0.5 * c * c - 0.5 * f * f) / eta for f, c in zip(df, dc)]
+
+
+def fd_sample(index: int, rel_step: float = REL_STEP, experiment_path: Path = EXPERIMENT,
+              eta: float | None = None) -> dict:
     """ngspice central differences of one training sample's loss (see the module doc)."""
     deck, names, g, samples, inputs, outputs = setup(experiment_path)
     x, y = samples[index]
     src = dict(zip(inputs, x))
     base = dict(zip(names, g))
     loss, out = ngspice_loss(edit_deck(deck, base, src), outputs, y)
+    coupled = None
+    if eta is not None:
+        coupled = ngspice_coupled(edit_deck(deck, base, src), names, outputs, y, eta)
     grad = []
     for name, gk in zip(names, g):
         h = rel_step * gk
         lp, _ = ngspice_loss(edit_deck(deck, {**base, name: gk + h}, src), outputs, y)
         lm, _ = ngspice_loss(edit_deck(deck, {**base, name: gk - h}, src), outputs, y)
         grad.append((lp - lm) / (2 * h))
-    return {"index": index, "inputs": x, "targets": y, "outputs": out, "loss": loss,
-            "finite_difference": grad}
+    res = {"index": index, "inputs": x, "targets": y, "outputs": out, "loss": loss,
+           "finite_difference": grad}
+    if coupled is not None:
+        res["coupled"] = coupled
+    return res
 
 
 def ngspice_version() -> str:
@@ -123,9 +164,11 @@ def ngspice_version() -> str:
 
 
 def make(rel_step: float = REL_STEP) -> dict:
+    from circuitprop.experiment import load_experiment
     from circuitprop.export import NGSPICE_TIGHT_OPTIONS
 
     _, names, g, samples, _, outputs = setup()
+    eta = float(load_experiment(EXPERIMENT).learning.eta)
     return {
         "description": "ngspice central finite differences of the mse loss "
                        "(1/2 sum (V_out - y)^2, V^2) w.r.t. each trainable conductance "
@@ -138,7 +181,8 @@ def make(rel_step: float = REL_STEP) -> dict:
         "parameters": names,
         "conductances": g,
         "outputs": [o if isinstance(o, str) else "-".join(o) for o in outputs],
-        "samples": [fd_sample(k, rel_step) for k in range(len(samples))],
+        "coupled_eta": eta,
+        "samples": [fd_sample(k, rel_step, eta=eta) for k in range(len(samples))],
     }
 
 
