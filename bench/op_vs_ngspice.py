@@ -86,12 +86,17 @@ def max_rel(ours: dict, ref: dict | None) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--targets", action="store_true",
+                    help="only the two speed-target decks: random 2000 and lattice 150x150")
     ap.add_argument("--ngspice-timeout", type=float, default=120.0)
     ap.add_argument("--warm-cache", action="store_true")
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args()
     have_ng = shutil.which("ngspice") is not None
-    if args.quick:
+    if args.targets:
+        decks = [("random 2000", lambda: random_network(2000, seed=1)),
+                 ("lattice 150x150", lambda: lattice(150, 150, seed=1))]
+    elif args.quick:
         decks = [("random 1000", lambda: random_network(1000, seed=1)),
                  ("random 2000", lambda: random_network(2000, seed=1)),
                  ("lattice 50x50", lambda: lattice(50, 50, seed=1))]
@@ -124,23 +129,26 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     # batched throughput
     sweep = None
-    with tempfile.TemporaryDirectory() as tmp:
-        deck_text = random_network(500, seed=3)
-        first_v = next(ln.split()[0] for ln in deck_text.splitlines()[1:] if ln.lower().startswith("v"))
-        lines = [ln for ln in deck_text.splitlines() if ln.strip().lower() not in (".op", ".end")]
-        sw = Path(tmp) / "sweep.cir"
-        sw.write_text("\n".join(lines + [f".dc {first_v} 0 2.55 0.01", ".end"]) + "\n")
-        env = dict(os.environ, CIRCUITPROP_CACHE="0")
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "circuitprop.cli", "dc", str(sw), "--json"],
-                           capture_output=True, text=True, env=env)
-        cp = time.perf_counter() - t0
-        res = json.loads(p.stdout) if p.returncode == 0 else None
-        ng = run_ngspice(sw, args.ngspice_timeout, analysis="") if have_ng else (None, None)
-        sweep = {"deck": "random 500, 256-point .dc", "points": len(res["sweep"]["values"]) if res else None,
-                 "circuitprop_s": cp, "circuitprop_solve_s": res["stats"]["solve_seconds"] if res else None,
-                 "ngspice_s": ng[0], "speedup": (ng[0] / cp) if ng[0] else None}
-        print(json.dumps(sweep), flush=True)
+    if not args.targets:
+        with tempfile.TemporaryDirectory() as tmp:
+            deck_text = random_network(500, seed=3)
+            first_v = next(ln.split()[0] for ln in deck_text.splitlines()[1:] if ln.lower().startswith("v"))
+            lines = [ln for ln in deck_text.splitlines() if ln.strip().lower() not in (".op", ".end")]
+            sw = Path(tmp) / "sweep.cir"
+            sw.write_text("\n".join(lines + [f".dc {first_v} 0 2.55 0.01", ".end"]) + "\n")
+            env = dict(os.environ, CIRCUITPROP_CACHE="0")
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "circuitprop.cli", "dc", str(sw), "--json"],
+                               capture_output=True, text=True, env=env)
+            cp = time.perf_counter() - t0
+            res = json.loads(p.stdout) if p.returncode == 0 else None
+            ng = run_ngspice(sw, args.ngspice_timeout, analysis="") if have_ng else (None, None)
+            sweep = {"deck": "random 500, 256-point .dc",
+                     "points": len(res["sweep"]["values"]) if res else None,
+                     "circuitprop_s": cp,
+                     "circuitprop_solve_s": res["stats"]["solve_seconds"] if res else None,
+                     "ngspice_s": ng[0], "speedup": (ng[0] / cp) if ng[0] else None}
+            print(json.dumps(sweep), flush=True)
     header = ("| deck | nodes | circuitprop op (s) | ngspice -b (s) | ratio | max rel. err | "
               "Newton steps / solve (s) | relax steps / solve (s) | relax/Newton time |")
     out = [header, "|" + "---|" * 9]

@@ -40,7 +40,7 @@ class NewtonOptions(eqx.Module):
 
     rtol: float = 1e-10
     atol: float = 1e-12
-    eta_min: float = 1e-7
+    eta_min: float = 1e-6
     eta_max: float = 1e-1
     max_steps: int = eqx.field(static=True, default=200)
     cg_maxiter: int = eqx.field(static=True, default=20000)
