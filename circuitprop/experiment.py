@@ -52,7 +52,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from ._errors import ExperimentError
 
