@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
