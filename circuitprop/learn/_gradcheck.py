@@ -132,7 +132,8 @@ def gradcheck(experiment, sample: int = 0, rule: str | None = None,
         if rule == "agnostic":
             raise ConvergenceError(
                 f"{experiment.path}: the agnostic joint parameter/state relaxation of sample "
-                f"{sample} did not settle (eta {'auto' if eta is None else format(eta, 'g')} S/V^2): it contracts only while eta times "
+                f"{sample} did not settle (agnostic_eta "
+                f"{'auto' if eta is None else format(eta, 'g')} S/V^2): it contracts only while eta times "
                 "the sensitivity of 1/2 dV^2 to the conductances is well below 1 "
                 "(eta << g/dV^2, e.g. 1e-6 for mS conductances and volt drops)")
         raise ConvergenceError(
