@@ -4,7 +4,7 @@ Three public functions:
 
 - :func:`netlist_graph` builds a :class:`networkx.MultiGraph` (for plotting and inspection).
 - :func:`check_topology` raises :class:`~circuitprop._errors.TopologyError` for circuits
-  ngspice cannot solve sensibly at DC (reference notes ``spice.md``, "Ill-posed circuits"):
+  ngspice cannot solve sensibly at DC:
 
   1. a node or island of nodes with no DC path to ground. DC-conducting branches are R, D,
      V, L and the outputs of E and H; C, I and the outputs of G and F do not conduct at DC.

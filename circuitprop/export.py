@@ -34,7 +34,7 @@ from ._errors import CircuitpropError, NetlistError
 
 __all__ = ["export_spice", "write_spice", "ngspice_operating_point", "NGSPICE_TIGHT_OPTIONS"]
 
-#: The options line inserted by :func:`ngspice_operating_point` (see spice.md).
+#: The options line inserted by :func:`ngspice_operating_point` (ngspice's tight tolerances).
 NGSPICE_TIGHT_OPTIONS = ".options filetype=ascii reltol=1e-12 abstol=1e-18 vntol=1e-15"
 
 _DEFAULT_GMIN = 1e-12

@@ -11,6 +11,9 @@
 See ``docs/learning.md``.
 """
 
+from ._bilevel_client import CircuitPhysicalSystem as CircuitPhysicalSystem
+from ._bilevel_client import circuit_agnostic_eta as circuit_agnostic_eta
+from ._bilevel_client import circuit_energy_problem as circuit_energy_problem
 from ._estimators import ESTIMATORS as ESTIMATORS
 from ._estimators import combine as combine
 from ._exact import (

@@ -109,13 +109,23 @@ class CircuitPhysicalSystem(EnergyPhysicalSystem):
       sensitivity ``∂(½ΔV²)/∂g`` stays below 1: take ``η ≈ 1e-3·min g / max ΔV²``
       (:func:`circuit_agnostic_eta`).
     - ``tol``, ``maxiter``: relaxation tolerance (∞-norm of the joint force) and iterations.
+      The spring force ``(u − θ)/η`` on a conductance cannot resolve below about
+      ``ε·θ/η`` (ε the float64 rounding): the default is ``max(1e-11, 8ε·max θ0/η)``.
+
+    The step an agnostic phase makes is ``Δθ ≈ η(β2 − β1)∇L``, tiny for the small ``η`` a
+    circuit needs: pass :func:`circuitprop.bilevel.agnostic_step` a ``feedback_tol`` far
+    below it (e.g. ``1e-18``; the homeostatic loop reaches θ_t to float64 rounding in 3–5
+    relaxations).
     """
 
-    def __init__(self, prob: Problem, theta0, x, eta: float, *, tol: float | None = 1e-13,
+    def __init__(self, prob: Problem, theta0, x, eta: float, *, tol: float | None = None,
                  maxiter: int = 200):
         self.problem = circuit_energy_problem(prob)
         c = prob.circuit
         theta0 = jnp.asarray(theta0, jnp.float64)
+        if tol is None:
+            eps = float(np.finfo(np.float64).eps)
+            tol = max(1e-11, 8 * eps * float(jnp.max(jnp.abs(theta0))) / float(eta))
         u0 = circuit_free_state(prob, theta0, x)
         super().__init__(self.problem.energy, self.problem.cost, u0, theta0, eta,
                          outputs=lambda u: output_voltages(prob, node_voltages(c, prob.base, u)),

@@ -1,6 +1,6 @@
 """Physical lines -> logical lines, and logical lines -> tokens.
 
-The rules (ngspice's, see ``docs`` and the reference ``spice.md``):
+The rules (ngspice's; see ``docs/netlists.md``):
 
 - the first line of the top-level file is the title, whatever it says; included files have none;
 - ``*`` at the start of a line (after blanks) is a comment line; ``;`` and ``//`` start a
