@@ -28,12 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# the submodules, not the package: circuitprop.bilevel imports circuitprop.learn
-from ..bilevel._physical import EnergyPhysicalSystem
-from ..bilevel._problem import EnergyProblem
 from .._energy import energy as _circuit_energy
 from .._energy import node_voltages
 from .._errors import ExperimentError
+
+# the submodules, not the package: circuitprop.bilevel imports circuitprop.learn
+from ..bilevel._physical import EnergyPhysicalSystem
+from ..bilevel._problem import EnergyProblem
 from ._phases import Problem, cost, output_voltages, solve_free, values_for
 
 __all__ = ["circuit_energy_problem", "CircuitPhysicalSystem", "circuit_free_state", "circuit_agnostic_eta"]
