@@ -8,8 +8,6 @@ circuitprop computes in float64: importing it enables JAX's 64-bit mode
 environment variable ``CIRCUITPROP_X64=0`` before import to leave JAX's setting alone.
 """
 
-from __future__ import annotations
-
 import os as _os
 
 import jax as _jax
@@ -73,3 +71,12 @@ from .netlist import load as load
 from .netlist import parse as parse
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # the relaxation imports diffrax: load it only when asked for
+    if name == "RelaxOptions":
+        from ._solve._relax import RelaxOptions
+
+        return RelaxOptions
+    raise AttributeError(f"module 'circuitprop' has no attribute {name!r}")
