@@ -110,7 +110,8 @@ def test_minimal_defaults(exp_dir):
     assert e.data.source == "xor" and e.data.task == "auto" and e.task == "regression"
     assert e.data.test_fraction == 0.2 and e.data.seed == 0 and e.data.path is None
     L = e.learning
-    assert (L.rule, L.estimator, L.beta, L.loss, L.eta) == ("ep", "centered", 1e-6, "mse", 0.1)
+    assert (L.rule, L.estimator, L.beta, L.loss, L.eta) == ("ep", "centered", 1e-6, "mse", None)
+    assert L.agnostic_eta is None and L.eta_for("coupled") is None and L.eta_for("agnostic") is None
     assert L.forward_points is None
     t = e.train
     assert t.optimizer == "sgd" and t.learning_rate == 0.01 and t.epochs == 10

@@ -165,6 +165,17 @@ def test_agnostic_vs_ngspice(bias14):
             assert c >= 0.99, (estimator, k, c)
 
 
+def test_agnostic_default_compliance_vs_ngspice(bias14):
+    """With agnostic_eta unset, η comes from the measured free-phase drops; the gradcheck
+    command's default must pass the ≥ 0.99 cosine bar on every sample."""
+    est, ok = _rule(bias14, rule="agnostic", estimator="centered", beta=1e-6)
+    assert ok.all()
+    for k in range(len(est)):
+        assert cosine(est[k], bias14["fd"][k]) >= 0.999, k
+    g = gradcheck(bias14["exp"], sample=2, rule="agnostic")
+    assert cosine(np.asarray(g.estimate), bias14["fd"][2]) >= 0.999
+
+
 def test_agnostic_large_compliance_is_not_converged(bias14):
     """η = 0.1 S/V² on mS conductances: η·|∂(½ΔV²)/∂g| ≫ 1, the alternation diverges; the
     rule reports it (training skips such samples) and gradcheck raises."""
