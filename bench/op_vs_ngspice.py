@@ -95,6 +95,7 @@ def main() -> None:
     have_ng = shutil.which("ngspice") is not None
     if args.targets:
         decks = [("random 2000", lambda: random_network(2000, seed=1)),
+                 ("random 2000, degree 10", lambda: random_network(2000, seed=1, degree=10)),
                  ("lattice 150x150", lambda: lattice(150, 150, seed=1))]
     elif args.quick:
         decks = [("random 1000", lambda: random_network(1000, seed=1)),
@@ -103,6 +104,8 @@ def main() -> None:
     else:
         decks = [(f"random {n}", (lambda n=n: random_network(n, seed=1)))
                  for n in (1000, 2000, 5000, 10000)]
+        decks += [(f"random {n}, degree 10", (lambda n=n: random_network(n, seed=1, degree=10)))
+                  for n in (1000, 2000)]
         decks += [(f"lattice {n}x{n}", (lambda n=n: lattice(n, n, seed=1)))
                   for n in (50, 100, 150, 200)]
     rows = []

@@ -238,11 +238,9 @@ def test_ngspice_export_round_trip():
 
 
 @needs_ngspice
-def test_matches_circuitprop_solver_when_available():
-    try:
-        from circuitprop import operating_point
-    except ImportError:
-        pytest.skip("circuitprop solver not available")
+def test_matches_circuitprop_solver():
+    from circuitprop import operating_point
+
     deck = drn_deck(3, [6], 2, seed=7)
     ref, _ = ngspice_operating_point(deck)
     op = operating_point(deck)

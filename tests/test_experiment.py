@@ -403,10 +403,7 @@ def test_parse_experiment_relative_to_path(exp_dir):
     assert e.netlist == exp_dir / "net.cir" and e.path == exp_dir / "virtual.toml"
 
 
-def test_load_netlist_when_parser_exists(exp_dir):
-    netlist = pytest.importorskip("circuitprop.netlist")
-    if not hasattr(netlist, "load"):
-        pytest.skip("parser not available")
+def test_load_netlist(exp_dir):
     e = _load(exp_dir, MINIMAL)
     nl = e.load_netlist()
     assert check_names(e, nl) == ["r1", "r2", "r3", "rload"]
