@@ -1,9 +1,10 @@
-"""Damped Newton–Krylov on the energy gradient (reciprocal circuits).
+"""SPICE-style Newton–Krylov on the energy gradient (reciprocal circuits).
 
-Each iteration solves ``H du = −∇E`` with Jacobi-preconditioned CG (Hessian-vector products,
-never a matrix), to a relative tolerance that tightens as the residual falls (Eisenstat–Walker
-style), limits the step so that no diode junction moves further than SPICE's ``pnjlim``
-allows, then runs a short line search on the directional derivative of the (convex) energy.
+Each diode carries a junction state; every iteration linearises the diodes there (companion
+models), solves the linear circuit ``H du = −∇E`` by preconditioned CG on Hessian-vector
+products (Jacobi, or a multigrid V-cycle on large circuits; never a matrix) to a relative
+tolerance that tightens as the residual falls (Eisenstat–Walker), takes the full step in node
+voltages, and lets each junction state follow its new voltage as far as ``pnjlim`` allows.
 """
 
 from __future__ import annotations
@@ -44,47 +45,6 @@ class NewtonOptions(eqx.Module):
     eta_max: float = 1e-1
     max_steps: int = eqx.field(static=True, default=200)
     cg_maxiter: int = eqx.field(static=True, default=20000)
-
-
-def step_fraction(c: Circuit, values: Values, u, du):
-    """Largest fraction of ``du`` (≤ 1) allowed by junction limiting on every diode."""
-    if not c.diodes.a.shape[0]:
-        return jnp.asarray(1.0, u.dtype)
-    vold = junction_voltages(c, node_voltages(c, values, u))
-    vnew = junction_voltages(c, node_voltages(c, values, u + du))
-    vlim = junction_limit(vnew, vold, c.diodes.vte, c.diodes.vcrit)
-    dv = vnew - vold
-    frac = jnp.where(jnp.abs(dv) > 0, (vlim - vold) / jnp.where(dv == 0, 1.0, dv), 1.0)
-    return jnp.clip(jnp.min(jnp.clip(frac, 0.0, 1.0)), 1e-3, 1.0)
-
-
-def line_search(c: Circuit, values: Values, u, du, g0, alpha0, nudge):
-    """Secant search on φ'(α) = ∇E(u + α du)·du, which increases in α (E is convex).
-
-    Accepts α once φ'(α) ≤ ½|φ'(0)|: the step did not run far past the minimum along ``du``.
-    Returns ``(alpha, gradient at u + alpha du)``.
-    """
-    phi0 = jnp.vdot(g0, du)
-
-    def trial(alpha):
-        g = gradient(c, values, u + alpha * du, nudge)
-        return g, jnp.vdot(g, du)
-
-    g1, phi1 = trial(alpha0)
-
-    def cond(state):
-        alpha, _, phi, k = state
-        return (phi > 0.5 * jnp.abs(phi0)) & (k < 12) & (phi0 < 0)
-
-    def body(state):
-        alpha, _, phi, k = state
-        new = alpha * (-phi0) / (phi - phi0)
-        new = jnp.clip(new, 0.05 * alpha, 0.9 * alpha)
-        g, p = trial(new)
-        return new, g, p, k + 1
-
-    alpha, g, _, _ = jax.lax.while_loop(cond, body, (alpha0, g1, phi1, jnp.asarray(0)))
-    return alpha, g
 
 
 def initial_guess(c: Circuit, values: Values, u0, nudge: Nudge | None = None, maxiter=20000):
