@@ -9,9 +9,10 @@ import math
 import warnings
 
 import pytest
+from netlist_helpers import deck, raises, values
 
 from circuitprop._errors import NetlistError
-from circuitprop.netlist import Netlist, parse
+from circuitprop.netlist import parse
 from circuitprop.netlist._lexer import Line, logical_lines, tokenize
 from circuitprop.netlist._values import (
     ExpressionError,
@@ -20,27 +21,6 @@ from circuitprop.netlist._values import (
     format_number,
     parse_number,
 )
-
-
-def deck(body: str, title: str = "test deck") -> Netlist:
-    return parse(f"{title}\n{body}")
-
-
-def raises(body: str, *fragments: str, line: int | None = None) -> NetlistError:
-    with pytest.raises(NetlistError) as info:
-        deck(body)
-    err = info.value
-    for frag in fragments:
-        assert frag in str(err), (frag, str(err))
-    if line is not None:
-        assert err.line == line, str(err)
-        assert f":{line}: " in str(err)
-    return err
-
-
-def values(nl: Netlist) -> dict[str, float]:
-    return {e.name: e.value for e in nl.elements}
-
 
 # ---------------------------------------------------------------------------------------------
 # Title

@@ -6,26 +6,9 @@ import math
 import warnings
 
 import pytest
+from netlist_helpers import deck, raises
 
-from circuitprop._errors import NetlistError
-from circuitprop.netlist import DiodeModel, Element, Netlist, parse
-
-
-def deck(body: str) -> Netlist:
-    return parse(f"title\n{body}")
-
-
-def raises(body: str, *fragments: str, line: int | None = None) -> NetlistError:
-    with pytest.raises(NetlistError) as info:
-        deck(body)
-    err = info.value
-    for frag in fragments:
-        assert frag in str(err), (frag, str(err))
-    if line is not None:
-        assert err.line == line, str(err)
-        assert f":{line}: " in str(err)
-    return err
-
+from circuitprop.netlist import DiodeModel, Element
 
 # ---------------------------------------------------------------------------------------------
 # R

@@ -8,30 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from netlist_helpers import deck, raises, values
 
 from circuitprop._errors import CircuitpropError, NetlistError
-from circuitprop.netlist import Netlist, Sweep, load, parse
-
-
-def deck(body: str) -> Netlist:
-    return parse(f"title\n{body}")
-
-
-def raises(body: str, *fragments: str, line: int | None = None) -> NetlistError:
-    with pytest.raises(NetlistError) as info:
-        deck(body)
-    err = info.value
-    for frag in fragments:
-        assert frag in str(err), (frag, str(err))
-    if line is not None:
-        assert err.line == line, str(err)
-        assert f":{line}: " in str(err)
-    return err
-
-
-def values(nl: Netlist) -> dict[str, float]:
-    return {e.name: e.value for e in nl.elements}
-
+from circuitprop.netlist import Sweep, load, parse
 
 # ---------------------------------------------------------------------------------------------
 # .param
