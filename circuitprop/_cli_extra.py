@@ -63,25 +63,32 @@ def _cmd_build(args) -> int:
         from ._errors import ExperimentError
 
         raise ExperimentError(str(e)) from None
-    if args.output == "-":
-        sys.stdout.write(deck)
-        return 0
-    from pathlib import Path
-
-    path = Path(args.output)
-    try:
-        path.write_text(deck, encoding="utf-8")
-    except OSError as e:
-        from ._errors import ExperimentError
-
-        raise ExperimentError(f"{path}: cannot write: {e.strerror}") from None
-    if args.experiment:
+    path = _write_deck(deck, args.output)
+    if args.experiment and path is not None:
         exp = drn_experiment(path.name, args.inputs, args.outputs, source=args.source,
                              input_pm=not args.direct_inputs,
                              differential=not args.single_ended, gain=args.gain,
                              beta=args.beta, g_unit=args.g_unit)
-        Path(args.experiment).write_text(exp, encoding="utf-8")
+        _write_deck(exp, args.experiment)
     return 0
+
+
+def _write_deck(text: str, output: str):
+    """Write generated text to ``output`` (``-`` for stdout); returns the path, or ``None``
+    for stdout. A file that cannot be written is a user error (exit 2)."""
+    if output == "-":
+        sys.stdout.write(text)
+        return None
+    from pathlib import Path
+
+    from ._errors import ExperimentError
+
+    path = Path(output)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ExperimentError(f"{path}: cannot write: {e.strerror}") from None
+    return path
 
 
 def _cmd_build_flow(args) -> int:
@@ -94,16 +101,7 @@ def _cmd_build_flow(args) -> int:
                             n_sources=args.sources, pressure=args.pressure)
     except CircuitpropError as e:
         raise ExperimentError(str(e)) from None
-    if args.output == "-":
-        sys.stdout.write(deck)
-        return 0
-    from pathlib import Path
-
-    path = Path(args.output)
-    try:
-        path.write_text(deck, encoding="utf-8")
-    except OSError as e:
-        raise ExperimentError(f"{path}: cannot write: {e.strerror}") from None
+    _write_deck(deck, args.output)
     return 0
 
 
