@@ -6,9 +6,22 @@ import json
 import sys
 
 
+def _positive_flags(args, names) -> None:
+    """``--NAME`` values must be finite and > 0 (a user error otherwise)."""
+    import math
+
+    from ._errors import ExperimentError
+
+    for name in names:
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ExperimentError(f"--{name}: expected a finite number > 0, got {v!r}")
+
+
 def _cmd_gradcheck(args) -> int:
     from .learn import gradcheck
 
+    _positive_flags(args, ("beta", "eta"))
     res = gradcheck(args.experiment, sample=args.sample, rule=args.rule,
                     estimator=args.estimator, beta=args.beta, eta=args.eta, split=args.split)
     j = res.to_json()
@@ -25,28 +38,41 @@ def _cmd_gradcheck(args) -> int:
     for k, name in enumerate(j["parameters"]):
         print(f"{name:<{w}}  {j['conductances'][k]:12.5e}  {j['exact'][k]: .10e}  "
               f"{j['estimate'][k]: .10e}  {j['finite_difference'][k]: .10e}")
-    print(f"cosine(estimate, exact) = {j['cosine_exact']:.10f}")
-    print(f"cosine(estimate, finite differences) = {j['cosine_fd']:.10f}")
-    print(f"cosine(exact, finite differences) = {j['cosine_exact_fd']:.10f}")
-    print(f"relative error vs finite differences = {j['relative_error']:.3e}")
+    num = lambda v, f: "undefined" if v is None else format(v, f)  # noqa: E731
+    if j["exact_gradient_is_zero"]:
+        print("the exact gradient is zero: the loss of this sample is stationary in every "
+              "trainable conductance (no direction to compare)")
+    print(f"cosine(estimate, exact) = {num(j['cosine_exact'], '.10f')}")
+    print(f"cosine(estimate, finite differences) = {num(j['cosine_fd'], '.10f')}")
+    print(f"cosine(exact, finite differences) = {num(j['cosine_exact_fd'], '.10f')}")
+    print(f"relative error vs finite differences = {num(j['relative_error'], '.3e')}")
     return 0
 
 
 def _cmd_train(args) -> int:
+    from ._errors import ExperimentError
     from ._train import train
 
+    if args.epochs is not None and args.epochs < 0:
+        raise ExperimentError(f"--epochs: expected an integer >= 0, got {args.epochs}")
     m = train(args.experiment, args.out, resume=args.resume, epochs=args.epochs,
               progress=not args.no_progress)
-    line = f"{m['epochs']} epochs, test loss {m['test_loss']:.6g}"
-    if "test_accuracy" in m:
+    line = f"{m['epochs']} epochs"
+    if m["test_loss"] is not None:
+        line += f", test loss {m['test_loss']:.6g}"
+    if m.get("test_accuracy") is not None:
         line += f", test accuracy {m['test_accuracy']:.4f}"
     if m["epoch_seconds"]:
         line += f", {m['mean_epoch_seconds']:.2f} s/epoch"
-    skipped = sum(m["nonconverged"])
-    if skipped:
-        line += f" ({skipped} sample phases did not converge and were skipped)"
+    left_out = sum(m["non_converged"]["test"])
+    if left_out:
+        line += (f" ({left_out} test-sample evaluations did not converge and were left out of "
+                 "the per-epoch test metrics)")
     print(line)
-    print(f"wrote {args.out}/metrics.json, trained.cir, checkpoint.npz, learning_curve.png")
+    written = ["metrics.json", "trained.cir", "checkpoint.npz"]
+    if m["epochs"]:
+        written.append("learning_curve.png")
+    print(f"wrote {args.out}/{', '.join(written)}")
     return 0
 
 

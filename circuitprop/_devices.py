@@ -59,12 +59,17 @@ def diode_arrays(models: list[tuple[float, float, float, float, float]]) -> dict
     return {"is_": is_, "vte": vte, "tbv": tbv, "nbvt": nbvt, "has_bv": has_bv}
 
 
+def _re(x):
+    return jnp.real(x)
+
+
 def _exp_lin(x):
-    """exp(x) for x <= _XMAX, continued by its tangent beyond; returns (value, slope, integral
-    from -inf)."""
-    xc = jnp.minimum(x, _XMAX)
+    """exp(x) for Re x <= _XMAX, continued by its tangent beyond; returns (value, slope,
+    integral from -inf). Holomorphic in x away from the seam (regions chosen by Re x)."""
+    beyond = _re(x) > _XMAX
+    xc = jnp.where(beyond, _XMAX, x)
     e = jnp.exp(xc)
-    d = jnp.maximum(x - _XMAX, 0.0)
+    d = jnp.where(beyond, x - _XMAX, 0.0)
     return e * (1.0 + d), e, e * (1.0 + d + 0.5 * d * d)
 
 
@@ -72,7 +77,8 @@ def diode(vd, is_, vte, tbv, nbvt, has_bv, gmin):
     """ngspice level-1 diode at DC (dioload.c), vectorised.
 
     **Arguments:** junction voltage ``vd`` and per-diode parameters (see :func:`diode_arrays`),
-    ``gmin`` the conductance ngspice puts across every junction.
+    ``gmin`` the conductance ngspice puts across every junction. ``vd`` may be complex (the
+    analytic continuation of each region's law, the region chosen by ``Re vd``).
 
     **Returns:** ``(current, conductance, co_content)``, each shaped like ``vd``.
     """
@@ -85,14 +91,14 @@ def diode(vd, is_, vte, tbv, nbvt, has_bv, gmin):
     # reverse: -tBV <= vd < -3 vte, i = -IS (1 + (a / vd)^3), a = 3 vte / e
     v0 = -3.0 * vte
     a = 3.0 * vte / math.e
-    vr = jnp.minimum(vd, v0)
+    vr = jnp.where(_re(vd) < v0, vd, v0)
     ar3 = (a / vr) ** 3
     i_rev = -is_ * (1.0 + ar3)
     g_rev = 3.0 * is_ * ar3 / vr
     phi_v0 = is_ * (vte * (math.exp(-3.0) - 1.0) - v0)
     phi_rev = phi_v0 - is_ * (vr - v0) + 0.5 * is_ * a**3 * (vr**-2 - v0**-2)
     # breakdown: vd < -tBV, i = -IS exp(-(tBV + vd) / (NBV Vt))
-    vb = jnp.minimum(vd, -tbv)
+    vb = jnp.where(_re(vd) < -tbv, vd, -tbv)
     eb, gb_e, intb = _exp_lin(-(tbv + vb) / nbvt)
     i_brk = -is_ * eb
     g_brk = is_ * gb_e / nbvt
@@ -101,8 +107,8 @@ def diode(vd, is_, vte, tbv, nbvt, has_bv, gmin):
         phi_v0 - is_ * (vbr - v0) + 0.5 * is_ * a**3 * (vbr**-2 - v0**-2)
     )
     phi_brk = phi_at_bv + is_ * nbvt * (intb - 1.0)
-    fwd = vd >= v0
-    brk = has_bv & (vd < -tbv)
+    fwd = _re(vd) >= v0
+    brk = has_bv & (_re(vd) < -tbv)
     i = jnp.where(fwd, i_fwd, jnp.where(brk, i_brk, i_rev))
     g = jnp.where(fwd, g_fwd, jnp.where(brk, g_brk, g_rev))
     phi = jnp.where(fwd, phi_fwd, jnp.where(brk, phi_brk, phi_rev))

@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, Int
 
 from ._circuit import Circuit, Values
 from ._devices import diode
+from ._losses import LOSSES
 
 
 class Nudge(eqx.Module):
@@ -27,6 +28,41 @@ class Nudge(eqx.Module):
     m: Int[Array, " outputs"]
     beta: Float[Array, " outputs"]
     target: Float[Array, " outputs"]
+
+
+class OutputCost(eqx.Module):
+    """``β C(o, y)`` on the outputs ``o_k = V(p_k) − V(m_k)`` for a loss of
+    :data:`circuitprop._losses.LOSSES` (any loss; ``mse`` can also be a :class:`Nudge`).
+    ``beta`` may be complex (holomorphic nudges)."""
+
+    loss: str = eqx.field(static=True)
+    p: Int[Array, " outputs"]
+    m: Int[Array, " outputs"]
+    beta: Array
+    target: Float[Array, " outputs"]
+
+    def _outputs(self, v):
+        return v[self.p] - v[self.m]
+
+    def _inject(self, c: Circuit, w):
+        n = c.n_nodes + 1
+        return to_u(c, _seg(w, self.p, n) - _seg(w, self.m, n))
+
+    def value(self, c: Circuit, values: Values, u):
+        return self.beta * LOSSES[self.loss].value(
+            self._outputs(node_voltages(c, values, u)), self.target)
+
+    def gradient_u(self, c: Circuit, values: Values, u):
+        """``∂(βC)/∂u``."""
+        o = self._outputs(node_voltages(c, values, u))
+        return self._inject(c, self.beta * LOSSES[self.loss].grad(o, self.target))
+
+    def hvp_u(self, c: Circuit, values: Values, u, x):
+        """``∂²(βC)/∂u² · x``."""
+        o = self._outputs(node_voltages(c, values, u))
+        xe = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])[c.node_var]
+        do = self._outputs(xe)
+        return self._inject(c, self.beta * LOSSES[self.loss].hvp(o, self.target, do))
 
 
 def _seg(data, idx, n):

@@ -4,25 +4,41 @@ One jitted train step takes a mini-batch, ``jax.vmap`` s the rule's per-sample e
 (:func:`circuitprop.learn.sample_gradient`) over it, averages, applies an optax optimizer
 to ``g / g_unit`` and clamps the conductances to ``[g_min, g_max]``. Every training sample's
 free state is kept between epochs and warm-starts its next free phase (a circuit relaxes
-from where it was); the cache is part of the checkpoint.
+from where it was); the cache is part of the checkpoint, and so are the warm-start states of
+the evaluation passes.
+
+A run that fails stops. Before training, every training sample's first (cold) free phase must
+converge. Every step checks that every phase of every sample of the batch converged, that the
+gradient is finite and that the update left the conductances and the optimizer state finite;
+the first step that fails raises :class:`ConvergenceError` naming the epoch, the batch and the
+cause. The checkpoint then still holds the last completed epoch (epoch 0, the initial state,
+is written before the first step), ``trained.cir`` is written from its conductances, and no
+``metrics.json`` is written. Evaluation passes exclude (and count) samples whose free phase
+did not converge from the per-epoch test metrics; the final metrics need every sample.
 
 Files written to the output folder:
 
 - ``metrics.json``: histories and final numbers (see :func:`train`).
 - ``checkpoint.npz``: conductances, optimizer state leaves, epoch, shuffling RNG state,
-  state cache, histories; written atomically after every epoch, read by ``resume=True``.
+  the training state cache, the evaluation caches, histories, and what identifies the run
+  (rule, estimator, β, loss, optimizer, data set, parameter names, array shapes); written
+  atomically before the first epoch and after every epoch, read by ``resume=True``.
 - ``trained.cir``: the deck with the learned conductances (:func:`circuitprop.export.write_spice`).
 - ``learning_curve.png``: loss (and accuracy) per epoch.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import jax
@@ -30,13 +46,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._errors import ConvergenceError, ExperimentError
+from ._errors import CircuitpropError, ConvergenceError, ExperimentError
 from ._solve._newton import NewtonOptions
 
-__all__ = ["train", "TrainResult", "evaluate"]
+__all__ = ["train", "TrainResult", "evaluate", "CHECKPOINT_FORMAT"]
 
 #: Newton tolerances used while training (looser than gradcheck's, still far below β effects).
 TRAIN_OPTIONS = NewtonOptions(rtol=1e-12, atol=1e-14, max_steps=400)
+
+#: Version of the ``checkpoint.npz`` layout; ``resume`` refuses any other.
+CHECKPOINT_FORMAT = 2
+
+#: How many sample indices an error message lists.
+_LISTED = 8
+
+#: What identifies a run in its checkpoint, and how messages name each part.
+_IDENTITY = {"rule": "rule", "estimator": "estimator", "beta": "beta", "loss": "loss",
+             "optimizer": "optimizer", "data": "data set", "parameters": "parameter names",
+             "shapes": "array shapes"}
 
 
 class TrainResult(dict):
@@ -59,20 +86,34 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, pad], axis=0)
 
 
+def _listed(indices) -> str:
+    idx = [int(i) for i in indices]
+    text = ", ".join(str(i) for i in idx[:_LISTED])
+    if len(idx) > _LISTED:
+        text += f", ... ({len(idx) - _LISTED} more)"
+    return text
+
+
 def _make_eval(prob):
     from .learn._exact import loss_at
 
     def one(theta, x, y, u0):
         loss, o, sol = loss_at(prob, theta, x, y, u0)
-        return loss, o, sol.result == 0, sol.u
+        ok = (sol.ok & jnp.isfinite(loss) & jnp.all(jnp.isfinite(o))
+              & jnp.all(jnp.isfinite(sol.u)))
+        return loss, o, ok, sol.u
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))
 
 
 def evaluate(eval_fn, theta, x, y, cache: np.ndarray, chunk: int = 256):
-    """``(losses, outputs, ok)`` of every sample, in padded chunks of one compiled shape;
-    ``cache`` holds each sample's last free state (warm start), updated in place."""
+    """``(losses, outputs, ok)`` of every sample's free phase, in padded chunks of one
+    compiled shape. ``ok[i]`` is ``False`` where sample ``i`` did not converge (or gave a
+    non-finite loss, output or state): its loss and outputs mean nothing. ``cache`` holds each
+    sample's last converged free state (warm start), updated in place where ``ok``."""
     n = len(x)
+    if n == 0:
+        return np.zeros(0), np.zeros((0, 0)), np.zeros(0, dtype=bool)
     chunk = max(1, min(chunk, n))
     ls, os_, oks = [], [], []
     for s in range(0, n, chunk):
@@ -87,19 +128,28 @@ def evaluate(eval_fn, theta, x, y, cache: np.ndarray, chunk: int = 256):
     return np.concatenate(ls), np.concatenate(os_), np.concatenate(oks)
 
 
+# ----------------------------------------------------------------------------- files
+
+
 def _atomic_savez(path: Path, **arrays) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ExperimentError(f"{path}: cannot write the checkpoint: {e.strerror or e}") from None
 
 
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ExperimentError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def _plot(path: Path, hist: dict) -> None:
@@ -108,24 +158,175 @@ def _plot(path: Path, hist: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def arr(key):  # epochs whose test set did not converge at all are null: gaps
+        return np.array([np.nan if v is None else v for v in hist[key]], dtype=np.float64)
+
     epochs = np.arange(1, len(hist["train_loss_history"]) + 1)
     has_acc = bool(hist.get("test_accuracy_history"))
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4))
     axes = np.atleast_1d(axes)
     ax = axes[0]
-    ax.plot(epochs, hist["train_loss_history"], "o-", ms=3, label="train")
-    ax.plot(epochs, hist["test_loss_history"], "s-", ms=3, label="test")
+    ax.plot(epochs, arr("train_loss_history"), "o-", ms=3, label="train")
+    ax.plot(epochs, arr("test_loss_history"), "s-", ms=3, label="test")
     ax.set_xlabel("epoch"); ax.set_ylabel("loss"); ax.set_yscale("log"); ax.legend()
     ax.set_title("loss")
     if has_acc:
         ax = axes[1]
-        ax.plot(epochs, hist["train_accuracy_history"], "o-", ms=3, label="train")
-        ax.plot(epochs, hist["test_accuracy_history"], "s-", ms=3, label="test")
+        ax.plot(epochs, arr("train_accuracy_history"), "o-", ms=3, label="train")
+        ax.plot(epochs, arr("test_accuracy_history"), "s-", ms=3, label="test")
         ax.set_xlabel("epoch"); ax.set_ylabel("accuracy"); ax.set_ylim(0, 1.02); ax.legend()
         ax.set_title("accuracy")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _data_digest(ds) -> str:
+    """A short hash of the data set's arrays (before encoding): same rows, same digest."""
+    h = hashlib.sha256()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:20]
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """What differs between a checkpoint's identity and this run's, in words."""
+    diffs = []
+    for key, label in _IDENTITY.items():
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "data" and isinstance(a, dict):
+            if a.get("source") != b["source"]:
+                diffs.append(f"data set {a.get('source')!r} (checkpoint) vs {b['source']!r} "
+                             "(this run)")
+            elif (a.get("n_train"), a.get("n_test")) != (b["n_train"], b["n_test"]):
+                diffs.append(f"data set {b['source']!r} with {a.get('n_train')} training / "
+                             f"{a.get('n_test')} test samples (checkpoint) vs {b['n_train']} / "
+                             f"{b['n_test']} (this run)")
+            else:
+                diffs.append(f"data set {b['source']!r}: same sizes, different values")
+        elif key == "parameters" and isinstance(a, list):
+            first = next((f", first difference {p!r} vs {q!r}" for p, q in zip(a, b) if p != q),
+                         f" (the first {min(len(a), len(b))} agree)")
+            diffs.append(f"parameter names: {len(a)} in the checkpoint, {len(b)} in this "
+                         f"run{first}")
+        elif key == "shapes" and old.get("parameters") != new["parameters"]:
+            continue  # follows from the parameter names
+        elif key == "shapes" and isinstance(a, dict):
+            names = [k for k in b if a.get(k) != b[k]]
+            diffs.append("array shapes of " + ", ".join(
+                f"{k} {_shape_text(a.get(k))} vs {_shape_text(b[k])}" for k in names))
+        else:
+            diffs.append(f"{label} {a!r} (checkpoint) vs {b!r} (this run)")
+    return diffs
+
+
+def _shape_text(s) -> str:
+    if isinstance(s, list) and s and all(isinstance(e, list) for e in s):
+        return "[" + ", ".join(_shape_text(e) for e in s) + "]"
+    if isinstance(s, list):
+        return "(" + ", ".join(str(e) for e in s) + ")"
+    return repr(s)
+
+
+def _hist_ok(hist, epoch: int, classification: bool) -> bool:
+    keys = {"train_loss_history", "test_loss_history", "train_accuracy_history",
+            "test_accuracy_history", "epoch_seconds", "non_converged"}
+    if not isinstance(hist, dict) or set(hist) != keys:
+        return False
+    nacc = epoch if classification else 0
+    want = {"train_loss_history": epoch, "test_loss_history": epoch, "epoch_seconds": epoch,
+            "train_accuracy_history": nacc, "test_accuracy_history": nacc}
+    for k, n in want.items():
+        v = hist[k]
+        if not isinstance(v, list) or len(v) != n:
+            return False
+        if not all(e is None or (isinstance(e, (int, float)) and not isinstance(e, bool)
+                                 and math.isfinite(e)) for e in v):
+            return False
+    nc = hist["non_converged"]
+    return (isinstance(nc, dict) and set(nc) == {"test"} and isinstance(nc["test"], list)
+            and len(nc["test"]) == epoch
+            and all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
+                    for e in nc["test"]))
+
+
+def _read_checkpoint(path: Path, identity: dict, templates: dict, classification: bool):
+    """Read and check ``checkpoint.npz``; returns ``(meta, arrays)``.
+
+    ``templates``: array name -> ``(shape, dtype)`` this run needs. Every problem is an
+    :class:`ExperimentError` naming the file."""
+    fix = "delete it, or train into another --out"
+
+    def bad(why: str) -> ExperimentError:
+        return ExperimentError(f"{path}: {why}; {fix}")
+
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError):
+        raise bad("not a checkpoint: truncated, or not an .npz archive") from None
+    except ValueError:
+        raise bad("not a checkpoint: not an .npz archive") from None
+    except OSError as e:
+        raise bad(f"cannot read the checkpoint: {e.strerror or e}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise bad("not a checkpoint: a single .npy array, not an .npz archive")
+    try:
+        with z:
+            if "meta" not in z.files:
+                raise bad("not a circuitprop checkpoint (no 'meta' entry)")
+            meta_arr = z["meta"]
+            arrays = {k: np.array(z[k]) for k in z.files if k != "meta"}
+    except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError, KeyError) as e:
+        raise bad(f"damaged checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        if meta_arr.dtype.kind != "U" or meta_arr.shape != ():
+            raise ValueError("not a text entry")
+        meta = json.loads(str(meta_arr[()]))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        raise bad("not a circuitprop checkpoint (its 'meta' entry is not readable)") from None
+    fmt = meta.get("format")
+    if fmt != CHECKPOINT_FORMAT:
+        what = "an older circuitprop" if fmt is None else f"format {fmt!r}"
+        raise bad(f"checkpoint written by {what}; this version reads format "
+                  f"{CHECKPOINT_FORMAT}")
+    old = meta.get("identity")
+    if not isinstance(old, dict):
+        raise bad("damaged checkpoint (no 'identity' in its metadata)")
+    diffs = _differences(old, identity)
+    if diffs:
+        raise ExperimentError(f"{path}: checkpoint of a different experiment: "
+                              + "; ".join(diffs) + f"; {fix}, or resume with the same settings")
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise bad(f"damaged checkpoint (epoch {epoch!r})")
+    for name, (shape, dtype) in templates.items():
+        if name not in arrays:
+            raise bad(f"damaged checkpoint (entry {name!r} missing)")
+        a = arrays[name]
+        if a.shape != tuple(shape) or a.dtype != np.dtype(dtype):
+            raise bad(f"damaged checkpoint (entry {name!r} is {a.dtype}{list(a.shape)}, "
+                      f"expected {np.dtype(dtype)}{list(shape)})")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise bad(f"damaged checkpoint (entry {name!r} holds non-finite values)")
+    try:
+        np.random.default_rng().bit_generator.state = meta.get("rng")
+    except (TypeError, ValueError, KeyError):
+        raise bad("damaged checkpoint (shuffling RNG state)") from None
+    if not _hist_ok(meta.get("hist"), epoch, classification):
+        raise bad(f"damaged checkpoint (histories do not match its epoch {epoch})")
+    return meta, arrays
+
+
+# ----------------------------------------------------------------------------- training
 
 
 def train(experiment, out: str | os.PathLike, *, resume: bool = False,
@@ -138,21 +339,31 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     - ``experiment``: an :class:`~circuitprop.experiment.Experiment` or its path.
     - ``out``: output folder (created).
     - ``resume``: continue from ``out/checkpoint.npz`` (bit for bit what an uninterrupted
-      run would have done); without a checkpoint it starts afresh.
+      run would have done, test metrics included); without a checkpoint it starts afresh.
+      The checkpoint must come from the same rule, estimator, β, loss, optimizer, data set
+      and parameters.
     - ``epochs``: override ``[train] epochs`` (the total, counting resumed epochs).
     - ``progress``: show a tqdm progress bar on stderr.
     - ``rule``, ``estimator``: override ``[learning]``.
 
-    **Returns:** a :class:`TrainResult`, the content of ``metrics.json``: ``rule``,
-    ``estimator``, ``epochs``, ``train_loss_history`` (mean free-phase loss of each epoch),
+    **Returns:** a :class:`TrainResult`, the content of ``metrics.json``: ``experiment``,
+    ``rule``, ``estimator``, ``beta``, ``loss``, ``epochs``, ``n_parameters``, ``n_train``,
+    ``n_test``, ``test_loss`` (final), ``train_loss_history`` (mean free-phase loss of each
+    epoch's training steps), ``test_loss_history``, ``epoch_seconds``, ``non_converged``
+    (``{"test": [per epoch], "final_test": 0, "final_train": 0}``: test samples left out of
+    each epoch's test metrics because their free phase did not converge; the final
+    evaluations have none, or the run fails), ``mean_epoch_seconds``; for classification also
     ``train_accuracy_history`` (running: the free-phase outputs seen during the epoch),
-    ``test_loss_history``, ``test_loss``, ``train_accuracy_history`` /
-    ``test_accuracy_history`` / ``test_accuracy`` / ``train_accuracy`` (classification),
-    ``epoch_seconds``, ``nonconverged`` (samples whose phases did not converge, skipped),
-    ``n_parameters``, ``n_train``, ``n_test``.
+    ``test_accuracy_history``, ``test_accuracy``, ``train_accuracy``, ``train_loss`` (final).
+    Per-epoch test entries are ``None`` when no test sample converged that epoch.
 
-    **Raises:** :class:`ExperimentError`, :class:`~circuitprop._errors.NetlistError`,
-    :class:`ConvergenceError` (the initial network does not solve).
+    **Raises:** :class:`ExperimentError` (bad settings, a ``batch_size`` above the number of
+    training samples, an unreadable or foreign checkpoint, an unwritable output folder),
+    :class:`~circuitprop._errors.NetlistError`, :class:`ConvergenceError` (the initial
+    network does not solve a training sample; a training step fails: a phase did not
+    converge, or the gradient or the update is not finite; the trained network does not
+    solve a final evaluation sample). Failing steps leave ``checkpoint.npz`` at the last
+    completed epoch and ``trained.cir`` with its conductances, and write no ``metrics.json``.
     """
     from .experiment import load_experiment
     from .export import write_spice
@@ -166,9 +377,16 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     t, learn = exp.train, exp.learning
     rule = rule or learn.rule
     estimator = estimator or learn.estimator
+    if epochs is not None and (isinstance(epochs, bool)
+                               or not isinstance(epochs, (int, np.integer)) or epochs < 0):
+        raise ExperimentError(f"{exp.path}: epochs: expected an integer >= 0, got {epochs!r}")
     n_epochs = t.epochs if epochs is None else int(epochs)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExperimentError(f"{out}: cannot create the output folder: "
+                              f"{e.strerror or e}") from None
 
     netlist = exp.load_netlist()
     prob, pinfo = problem_from_experiment(exp, netlist, TRAIN_OPTIONS)
@@ -180,9 +398,13 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), dtype=np.float64)
     xte = np.asarray(exp.encode_inputs(ds.x_test), dtype=np.float64)
     yte = np.asarray(exp.encode_targets(ds.y_test, ds.n_classes), dtype=np.float64)
-    n_train = len(xtr)
+    n_train, n_test = len(xtr), len(xte)
     if n_train == 0:
         raise ExperimentError(f"{exp.path}: the training set is empty")
+    bs = int(t.batch_size)
+    if bs > n_train:
+        raise ExperimentError(f"{exp.path}: [train] batch_size: {bs} is larger than the number "
+                              f"of training samples ({n_train})")
     classification = ds.n_classes is not None
 
     unit = float(t.g_unit)
@@ -194,28 +416,92 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     params = jnp.asarray(np.clip(theta0 / unit, lo, hi))
     opt = _optimizer(t)
     opt_state = opt.init(params)
+    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
     rng = np.random.default_rng(t.seed)
-    u_cache = np.zeros((n_train, prob.circuit.n_u), dtype=np.float64)
+    n_u = prob.circuit.n_u
+    u_cache = np.zeros((n_train, n_u), dtype=np.float64)
+    eval_cache = {"train": np.zeros((n_train, n_u)), "test": np.zeros((n_test, n_u))}
     hist = {"train_loss_history": [], "test_loss_history": [], "train_accuracy_history": [],
-            "test_accuracy_history": [], "epoch_seconds": [], "nonconverged": []}
+            "test_accuracy_history": [], "epoch_seconds": [], "non_converged": {"test": []}}
     start_epoch = 0
     ckpt = out / "checkpoint.npz"
-    leaves, treedef = jax.tree_util.tree_flatten(opt_state)
-    if resume and ckpt.exists():
-        with np.load(ckpt, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            if meta["parameters"] != pinfo.parameters or meta["rule"] != rule:
-                raise ExperimentError(f"{ckpt}: checkpoint of a different experiment "
-                                      "(parameters or rule differ); use another --out")
-            params = jnp.asarray(z["params"])
-            new_leaves = [jnp.asarray(z[f"opt_{i}"]) for i in range(len(leaves))]
-            opt_state = jax.tree_util.tree_unflatten(treedef, new_leaves)
-            u_cache = np.array(z["u_cache"])
-            rng.bit_generator.state = meta["rng"]
-            hist = meta["hist"]
-            start_epoch = int(meta["epoch"])
 
-    bs = int(t.batch_size)
+    templates = {"params": (params.shape, params.dtype), "u_cache": (u_cache.shape, np.float64),
+                 "eval_train": (eval_cache["train"].shape, np.float64),
+                 "eval_test": (eval_cache["test"].shape, np.float64)}
+    templates.update({f"opt_{i}": (np.shape(leaf), np.asarray(leaf).dtype)
+                      for i, leaf in enumerate(leaves)})
+    identity = {
+        "rule": rule, "estimator": estimator, "beta": float(learn.beta), "loss": learn.loss,
+        "optimizer": t.optimizer,
+        "data": {"source": exp.data.source, "n_train": n_train, "n_test": n_test,
+                 "digest": _data_digest(ds)},
+        "parameters": list(pinfo.parameters),
+        "shapes": {"params": list(params.shape), "u_cache": list(u_cache.shape),
+                   "eval_train": list(eval_cache["train"].shape),
+                   "eval_test": list(eval_cache["test"].shape),
+                   "optimizer_state": [list(np.shape(leaf)) for leaf in leaves]},
+    }
+
+    def save_checkpoint(epoch: int) -> None:
+        meta = {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch,
+                "rng": rng.bit_generator.state, "hist": hist}
+        state_leaves = jax.tree_util.tree_leaves(opt_state)
+        _atomic_savez(ckpt, meta=np.asarray(json.dumps(meta)), params=np.asarray(params),
+                      u_cache=u_cache, eval_train=eval_cache["train"],
+                      eval_test=eval_cache["test"],
+                      **{f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(state_leaves)})
+
+    eval_fn = _make_eval(prob)
+    resumed = resume and ckpt.exists()
+    if resumed:
+        meta, arrays = _read_checkpoint(ckpt, identity, templates, classification)
+        params = jnp.asarray(arrays["params"])
+        opt_state = jax.tree_util.tree_unflatten(
+            treedef, [jnp.asarray(arrays[f"opt_{i}"]) for i in range(len(leaves))])
+        u_cache = arrays["u_cache"]
+        eval_cache = {"train": arrays["eval_train"], "test": arrays["eval_test"]}
+        rng.bit_generator.state = meta["rng"]
+        hist = meta["hist"]
+        start_epoch = meta["epoch"]
+    else:
+        # every sample's first free state: a cold (SPICE-initialised) solve
+        loss0, _, ok0 = evaluate(eval_fn, params * unit, xtr, ytr, u_cache)
+        if not ok0.all():
+            badi = np.nonzero(~ok0)[0]
+            raise ConvergenceError(
+                f"{exp.path}: the initial network does not solve {len(badi)} of {n_train} "
+                f"training samples (training samples {_listed(badi)}): the free phase did not "
+                "converge before training; nothing was trained")
+        save_checkpoint(0)
+    # results of an earlier run in this folder no longer describe the checkpoint
+    for stale in ("metrics.json", "learning_curve.png"):
+        try:
+            (out / stale).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise ExperimentError(f"{out / stale}: cannot remove the stale file: "
+                                  f"{e.strerror or e}") from None
+    good = (start_epoch, np.asarray(params))  # the state in the checkpoint
+
+    def write_trained(theta_si: np.ndarray) -> str:
+        conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta_si)}
+        path = out / "trained.cir"
+        try:
+            write_spice(path, netlist, conductances,
+                        title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
+        except (CircuitpropError, OSError) as e:
+            return f"trained.cir was not written ({e})"
+        return f"{path} has its conductances"
+
+    def stopped(where: str, cause: str) -> ConvergenceError:
+        epoch, p = good
+        state = "the initial state (epoch 0)" if epoch == 0 else f"the state after epoch {epoch}"
+        note = write_trained(p * unit)
+        return ConvergenceError(f"{exp.path}: {where}: {cause}; training stopped, {ckpt} holds "
+                                f"{state} and {note}")
+
     g_unit = unit
 
     def step(params, opt_state, xb, yb, wb, ub, key, lr):
@@ -223,116 +509,164 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         keys = jax.random.split(key, xb.shape[0])
         res = jax.vmap(lambda x, y, k, u: sample_gradient(prob, cfg, theta, x, y, k, u))(
             xb, yb, keys, ub)
-        w = wb * res.ok
-        ok_grad = jnp.where(res.ok[:, None], res.grad, 0.0)
-        grad = jnp.sum(w[:, None] * ok_grad, axis=0) / jnp.maximum(jnp.sum(w), 1.0)
+        ok = (res.ok & jnp.isfinite(res.loss) & jnp.all(jnp.isfinite(res.out), axis=1)
+              & jnp.all(jnp.isfinite(res.u), axis=1))
+        grad_ok = jnp.all(jnp.isfinite(res.grad), axis=1)
+        # padding rows repeat the batch's last sample with weight 0
+        g = jnp.where((wb > 0)[:, None], res.grad, 0.0)
+        grad = jnp.sum(wb[:, None] * g, axis=0) / jnp.sum(wb)
         grad = grad * g_unit  # dL/d(g/g_unit)
         opt_state.hyperparams["learning_rate"] = lr
-        updates, opt_state = opt.update(grad, opt_state, params)
-        params = jnp.clip(optax.apply_updates(params, updates), lo, hi)
-        u_new = jnp.where(res.ok[:, None], res.u, ub)
-        return params, opt_state, res.loss, res.out, res.ok, u_new
+        updates, new_state = opt.update(grad, opt_state, params)
+        new_params = jnp.clip(optax.apply_updates(params, updates), lo, hi)
+        bad_grad = jnp.sum(~jnp.isfinite(grad))
+        bad_params = jnp.sum(~jnp.isfinite(new_params))
+        bad_state = sum(jnp.sum(~jnp.isfinite(leaf))
+                        for leaf in jax.tree_util.tree_leaves(new_state)
+                        if jnp.issubdtype(leaf.dtype, jnp.inexact))
+        return (new_params, new_state, res.loss, res.out, res.u, ok, grad_ok,
+                (bad_grad, bad_params, bad_state))
 
-    step_jit = jax.jit(step, donate_argnums=())
-    eval_fn = _make_eval(prob)
+    step_jit = jax.jit(step)
 
-    eval_cache = {"train": np.zeros((len(xtr), prob.circuit.n_u)),
-                  "test": np.zeros((len(xte), prob.circuit.n_u))}
+    def eval_set(theta, which: str):
+        x, y = (xtr, ytr) if which == "train" else (xte, yte)
+        return evaluate(eval_fn, theta, x, y, eval_cache[which])
 
-    def eval_split(theta, x, y, labels):
-        if len(x) == 0:
-            return float("nan"), None
-        which = "train" if x is xtr else "test"
-        loss, o, ok = evaluate(eval_fn, theta, x, y, eval_cache[which])
+    def metrics_of(loss, o, ok, labels):
+        """Mean loss and accuracy over the converged samples (``None`` if there are none)."""
+        if not ok.any():
+            return None, None
         acc = None
         if classification:
-            acc = float(np.mean(exp.predict_classes(o, ds.n_classes) == labels))
-        return float(np.mean(loss)), acc
+            pred = exp.predict_classes(o[ok], ds.n_classes)
+            acc = float(np.mean(pred == np.asarray(labels)[ok]))
+        return float(np.mean(loss[ok])), acc
 
-    if start_epoch == 0 and n_epochs > 0:
-        # every sample's first free state: a cold (SPICE-initialised) solve
-        evaluate(eval_fn, params * g_unit, xtr, ytr, u_cache)
     base_key = jax.random.PRNGKey(exp.measurement.seed)
     n_batches = math.ceil(n_train / bs)
+    n_par = int(params.shape[0])
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=(n_epochs - start_epoch) * n_batches, desc="train", unit="batch",
+        bar = tqdm(total=max(0, n_epochs - start_epoch) * n_batches, desc="train", unit="batch",
                    file=sys.stderr, disable=quiet, leave=False)
-    for epoch in range(start_epoch, n_epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(n_train) if t.shuffle else np.arange(n_train)
-        lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=jnp.float64)
-        losses, outs, seen, bad = [], [], [], 0
-        for b in range(n_batches):
-            idx = order[b * bs : (b + 1) * bs]
-            m = len(idx)
-            pidx = _pad(idx, bs)
-            wb = jnp.asarray((np.arange(bs) < m).astype(np.float64))
-            key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
-            params, opt_state, loss, o, ok, u_new = step_jit(
-                params, opt_state, jnp.asarray(xtr[pidx]), jnp.asarray(ytr[pidx]), wb,
-                jnp.asarray(u_cache[pidx]), key, lr)
-            u_new = np.asarray(u_new)
-            u_cache[idx] = u_new[:m]
-            okm = np.asarray(ok)[:m]
-            bad += int(np.sum(~okm))
-            losses.append(np.asarray(loss)[:m][okm])
-            outs.append(np.asarray(o)[:m])
-            seen.append(idx)
-            if bar is not None:
-                bar.update(1)
-        train_loss = float(np.mean(np.concatenate(losses))) if losses else float("nan")
-        theta = params * g_unit
-        test_loss, test_acc = eval_split(theta, xte, yte, ds.y_test)
-        hist["epoch_seconds"].append(time.perf_counter() - t0)
-        hist["train_loss_history"].append(train_loss)
-        hist["test_loss_history"].append(test_loss)
-        hist["nonconverged"].append(bad)
-        if classification:
-            # running accuracy: the free-phase outputs seen during the epoch
-            pred = exp.predict_classes(np.concatenate(outs), ds.n_classes)
-            train_acc = float(np.mean(pred == np.asarray(ds.y_train)[np.concatenate(seen)]))
-            hist["train_accuracy_history"].append(train_acc)
-            hist["test_accuracy_history"].append(test_acc)
-        if bar is not None:
-            msg = f"epoch {epoch + 1}/{n_epochs} loss {train_loss:.4g}"
+    try:
+        for epoch in range(start_epoch, n_epochs):
+            t0 = time.perf_counter()
+            order = rng.permutation(n_train) if t.shuffle else np.arange(n_train)
+            lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=jnp.float64)
+            losses, outs, seen = [], [], []
+            for b in range(n_batches):
+                idx = order[b * bs : (b + 1) * bs]
+                m = len(idx)
+                pidx = _pad(idx, bs)
+                wb = jnp.asarray((np.arange(bs) < m).astype(np.float64))
+                key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
+                new_params, new_state, loss, o, u, ok, grad_ok, counts = step_jit(
+                    params, opt_state, jnp.asarray(xtr[pidx]), jnp.asarray(ytr[pidx]), wb,
+                    jnp.asarray(u_cache[pidx]), key, lr)
+                where = f"epoch {epoch + 1}, batch {b + 1} of {n_batches}"
+                okm = np.asarray(ok)[:m]
+                if not okm.all():
+                    badi = np.sort(idx[~okm])
+                    raise stopped(where, f"a learning phase did not converge for {len(badi)} of "
+                                         f"{m} samples (training samples {_listed(badi)})")
+                gm = np.asarray(grad_ok)[:m]
+                if not gm.all():
+                    badi = np.sort(idx[~gm])
+                    raise stopped(where, f"the gradient is not finite for {len(badi)} of {m} "
+                                         f"samples (training samples {_listed(badi)})")
+                bad_grad, bad_params, bad_state = (int(c) for c in counts)
+                if bad_grad:
+                    raise stopped(where, f"the mean gradient has {bad_grad} non-finite "
+                                         f"components of {n_par}")
+                if bad_params:
+                    raise stopped(where, f"the update made {bad_params} of {n_par} "
+                                         "conductances non-finite")
+                if bad_state:
+                    raise stopped(where, f"the update made {bad_state} optimizer-state values "
+                                         "non-finite")
+                params, opt_state = new_params, new_state
+                u_cache[idx] = np.asarray(u)[:m]
+                losses.append(np.asarray(loss)[:m])
+                outs.append(np.asarray(o)[:m])
+                seen.append(idx)
+                if bar is not None:
+                    bar.update(1)
+            train_loss = float(np.mean(np.concatenate(losses)))
+            theta = params * g_unit
+            tl, to, tok = eval_set(theta, "test")
+            test_loss, test_acc = metrics_of(tl, to, tok, ds.y_test)
+            hist["epoch_seconds"].append(time.perf_counter() - t0)
+            hist["train_loss_history"].append(train_loss)
+            hist["test_loss_history"].append(test_loss)
+            hist["non_converged"]["test"].append(int(np.sum(~tok)))
             if classification:
-                msg += f" test acc {test_acc:.3f}"
-            bar.set_postfix_str(msg)
-        leaves = jax.tree_util.tree_leaves(opt_state)
-        meta = {"parameters": pinfo.parameters, "rule": rule, "epoch": epoch + 1,
-                "rng": rng.bit_generator.state, "hist": hist}
-        _atomic_savez(ckpt, params=np.asarray(params), u_cache=u_cache,
-                      meta=np.asarray(json.dumps(meta)),
-                      **{f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)})
-        if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0:
-            np.save(out / f"conductances_epoch{epoch + 1}.npy", np.asarray(theta))
-    if bar is not None:
-        bar.close()
+                # running accuracy: the free-phase outputs seen during the epoch
+                pred = exp.predict_classes(np.concatenate(outs), ds.n_classes)
+                train_acc = float(np.mean(pred == np.asarray(ds.y_train)[np.concatenate(seen)]))
+                hist["train_accuracy_history"].append(train_acc)
+                hist["test_accuracy_history"].append(test_acc)
+            if bar is not None:
+                msg = f"epoch {epoch + 1}/{n_epochs} loss {train_loss:.4g}"
+                if classification:
+                    msg += " test acc " + ("n/a" if test_acc is None else f"{test_acc:.3f}")
+                bar.set_postfix_str(msg)
+            save_checkpoint(epoch + 1)
+            good = (epoch + 1, np.asarray(params))
+            if t.checkpoint_every and (epoch + 1) % t.checkpoint_every == 0:
+                try:
+                    np.save(out / f"conductances_epoch{epoch + 1}.npy", np.asarray(theta))
+                except OSError as e:
+                    raise ExperimentError(f"{out}: cannot write conductances_epoch"
+                                          f"{epoch + 1}.npy: {e.strerror or e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
 
+    n_done = len(hist["train_loss_history"])
     theta = np.asarray(params * g_unit)
-    test_loss, test_acc = eval_split(jnp.asarray(theta), xte, yte, ds.y_test)
-    if not np.isfinite(test_loss):
-        if len(xte):
-            raise ConvergenceError(f"{exp.path}: the trained network does not solve every "
-                                   "test sample")
+    finals = {}
+    for which, labels in (("test", ds.y_test), ("train", ds.y_train)):
+        if which == "train" and not classification:
+            continue
+        n = n_test if which == "test" else n_train
+        loss, o, ok = eval_set(jnp.asarray(theta), which)
+        if not ok.all():
+            badi = np.nonzero(~ok)[0]
+            note = write_trained(theta)
+            raise ConvergenceError(
+                f"{exp.path}: final evaluation after epoch {n_done}: the trained network does "
+                f"not solve {len(badi)} of {n} {which} samples ({which} samples "
+                f"{_listed(badi)}), so no metrics were written; {ckpt} holds the trained state "
+                f"and {note}")
+        finals[which] = metrics_of(loss, o, ok, labels)
+    test_loss, test_acc = finals["test"]
+    non_converged = copy.deepcopy(hist["non_converged"])
+    non_converged["final_test"] = 0
+    if classification:
+        non_converged["final_train"] = 0
     metrics = TrainResult(
         experiment=str(exp.path), rule=rule, estimator=estimator, beta=learn.beta,
-        loss=learn.loss, epochs=len(hist["train_loss_history"]), n_parameters=len(theta),
-        n_train=n_train, n_test=len(xte), test_loss=test_loss, **hist)
+        loss=learn.loss, epochs=n_done, n_parameters=len(theta), n_train=n_train,
+        n_test=n_test, test_loss=test_loss,
+        **{k: v for k, v in hist.items() if k != "non_converged"},
+        non_converged=non_converged)
     if classification:
-        train_loss, train_acc = eval_split(jnp.asarray(theta), xtr, ytr, ds.y_train)
-        metrics["train_loss"] = train_loss
+        metrics["train_loss"], train_acc = finals["train"]
         metrics["test_accuracy"] = test_acc
         metrics["train_accuracy"] = train_acc
     metrics["mean_epoch_seconds"] = (float(np.mean(hist["epoch_seconds"]))
                                      if hist["epoch_seconds"] else None)
-    _atomic_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta)}
-    write_spice(out / "trained.cir", netlist, conductances,
-                title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
+    try:
+        write_spice(out / "trained.cir", netlist, conductances,
+                    title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
+    except OSError as e:
+        raise ExperimentError(f"{out / 'trained.cir'}: cannot write: {e.strerror or e}") from None
+    _atomic_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     if hist["train_loss_history"]:
         _plot(out / "learning_curve.png", hist)
     metrics.conductances = conductances

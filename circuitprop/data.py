@@ -12,7 +12,8 @@
 - ``csv:PATH``: a CSV file (``PATH`` relative to ``base_dir``, usually the experiment's folder)
   with a header row. The first ``n_inputs`` columns are features, the rest are targets: one
   column per output (regression) or a single column of integer class labels 0..K-1
-  (classification, ``n_classes = K`` = largest label + 1).
+  (classification, ``n_classes = K`` = largest label + 1; labels above
+  :data:`MAX_CLASS_LABEL` are an error).
 - ``mnist:DIR``: MNIST-format idx files in ``DIR``: ``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``
   (``.gz`` variants and the ``train-images.idx3-ubyte`` spelling are accepted). Images are
@@ -60,6 +61,9 @@ __all__ = [
 SOURCES = ("xor", "iris", "digits", "csv", "mnist")
 
 _TASKS = ("classification", "regression")
+
+#: Largest class label a csv file may hold (labels are 0..K-1; K outputs are needed).
+MAX_CLASS_LABEL = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -313,12 +317,12 @@ def _csv(path: Path, shown: str, n_inputs, n_outputs, task, seed, test_fraction)
     x = values[:, :n_inputs]
     if task == "classification":
         raw = values[:, n_inputs]
-        bad = np.nonzero((raw != np.round(raw)) | (raw < 0))[0]
+        bad = np.nonzero((raw != np.round(raw)) | (raw < 0) | (raw > MAX_CLASS_LABEL))[0]
         if bad.size:
             ln = data[int(bad[0])][0]
             raise ExperimentError(
-                f"{name}:{ln}: class label {data[int(bad[0])][1][n_inputs]!r} "
-                "is not a non-negative integer"
+                f"{name}:{ln}: class label {data[int(bad[0])][1][n_inputs]!r} (column "
+                f"{header[n_inputs]!r}) is not a non-negative integer (0 to {MAX_CLASS_LABEL})"
             )
         y = raw.astype(np.int64)
         n_classes: int | None = int(y.max()) + 1

@@ -77,17 +77,12 @@ __all__ = [
     "OPTIMIZERS",
 ]
 
-RULES = ("ep", "coupled", "contrastive", "agnostic", "exact")
-ESTIMATORS = (
-    "positive",
-    "negative",
-    "centered",
-    "forward-2",
-    "forward-3",
-    "forward-4",
-    "forward-5",
-)
-LOSSES = ("mse", "cross-entropy")
+# the names of rules, estimators and losses live in the learning engine's one table
+from .learn._estimators import AGNOSTIC_VARIANTS, LOSSES, RULES, estimator_names, is_estimator  # noqa: E402
+from .learn._estimators import ESTIMATORS as _ESTIMATOR_TABLE  # noqa: E402
+
+#: the fixed estimator names (``holomorphic-N`` is accepted as well)
+ESTIMATORS = tuple(_ESTIMATOR_TABLE)
 OPTIMIZERS = ("sgd", "momentum", "adam")
 TASKS = ("auto", "classification", "regression")
 INITS = ("netlist", "uniform")
@@ -604,6 +599,15 @@ _TRAIN = tuple(f.name for f in dataclasses.fields(TrainSettings))
 _MEASUREMENT = tuple(f.name for f in dataclasses.fields(MeasurementSettings))
 
 
+def _estimator(table: _Table) -> str:
+    """``[learning] estimator``: a name of the engine's estimator table."""
+    v = table.string("estimator", "centered").strip().lower()
+    if not is_estimator(v):
+        raise table._err("estimator", f"{v!r} is not one of {estimator_names()}"
+                         f"{_suggest(v, ESTIMATORS)}")
+    return v
+
+
 def load_experiment(path: str | os.PathLike) -> Experiment:
     """Read and validate an experiment file.
 
@@ -718,7 +722,7 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
     lt = _Table(doc.get("learning", {}), "learning", path, _LEARNING)
     learning = LearningSettings(
         rule=lt.string("rule", "ep", RULES),
-        estimator=lt.string("estimator", "centered", ESTIMATORS),
+        estimator=_estimator(lt),
         beta=lt.number("beta", 1e-6, lo=0.0, lo_open=True),
         loss=lt.string("loss", "mse", LOSSES),
         eta=lt.number("eta", None, lo=0.0, lo_open=True),
@@ -729,7 +733,7 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
             f"{path}: [learning] eta: coupled learning clamps a fraction eta of the error, "
             f"must be in (0, 1], got {learning.eta!r}"
         )
-    if learning.rule == "agnostic" and learning.forward_points is not None:
+    if learning.rule == "agnostic" and learning.estimator not in AGNOSTIC_VARIANTS:
         raise ExperimentError(
             f"{path}: [learning] estimator: {learning.estimator!r} is only for rule 'ep'; "
             "agnostic EP takes positive, negative or centered"
@@ -747,28 +751,29 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
 
     # -- [train]
     tt = _Table(doc.get("train", {}), "train", path, _TRAIN)
-    g_min = tt.number("g_min", 1e-9, lo=0.0)
+    td = TrainSettings()  # the defaults
+    g_min = tt.number("g_min", td.g_min, lo=0.0)
     train = TrainSettings(
-        optimizer=tt.string("optimizer", "sgd", OPTIMIZERS),
-        learning_rate=tt.number("learning_rate", 0.01, lo=0.0, lo_open=True),
-        lr_decay=tt.number("lr_decay", 1.0, lo=0.0, lo_open=True),
-        momentum=tt.number("momentum", 0.9, lo=0.0, hi=1.0, hi_open=True),
-        epochs=tt.integer("epochs", 10, lo=0),
-        batch_size=tt.integer("batch_size", 1, lo=1),
-        seed=tt.integer("seed", 0, lo=0),
-        shuffle=tt.boolean("shuffle", True),
+        optimizer=tt.string("optimizer", td.optimizer, OPTIMIZERS),
+        learning_rate=tt.number("learning_rate", td.learning_rate, lo=0.0, lo_open=True),
+        lr_decay=tt.number("lr_decay", td.lr_decay, lo=0.0, lo_open=True),
+        momentum=tt.number("momentum", td.momentum, lo=0.0, hi=1.0, hi_open=True),
+        epochs=tt.integer("epochs", td.epochs, lo=0),
+        batch_size=tt.integer("batch_size", td.batch_size, lo=1),
+        seed=tt.integer("seed", td.seed, lo=0),
+        shuffle=tt.boolean("shuffle", td.shuffle),
         g_min=g_min,
-        g_max=tt.number("g_max", math.inf, lo=g_min, lo_open=True, finite=False),
-        g_unit=tt.number("g_unit", 1.0, lo=0.0, lo_open=True),
-        init=tt.string("init", "netlist", INITS),
-        init_low=tt.number("init_low", 0.0, lo=0.0),
-        init_high=tt.number("init_high", 1e-3, lo=0.0, lo_open=True),
-        input_gain=tt.number("input_gain", 1.0),
-        input_offset=tt.number("input_offset", 0.0),
-        input_mode=tt.string("input_mode", "direct", INPUT_MODES),
-        target_high=tt.number("target_high", 1.0),
-        target_low=tt.number("target_low", 0.0),
-        checkpoint_every=tt.integer("checkpoint_every", 0, lo=0),
+        g_max=tt.number("g_max", td.g_max, lo=g_min, lo_open=True, finite=False),
+        g_unit=tt.number("g_unit", td.g_unit, lo=0.0, lo_open=True),
+        init=tt.string("init", td.init, INITS),
+        init_low=tt.number("init_low", td.init_low, lo=0.0),
+        init_high=tt.number("init_high", td.init_high, lo=0.0, lo_open=True),
+        input_gain=tt.number("input_gain", td.input_gain),
+        input_offset=tt.number("input_offset", td.input_offset),
+        input_mode=tt.string("input_mode", td.input_mode, INPUT_MODES),
+        target_high=tt.number("target_high", td.target_high),
+        target_low=tt.number("target_low", td.target_low),
+        checkpoint_every=tt.integer("checkpoint_every", td.checkpoint_every, lo=0),
     )
     if train.init_low > train.init_high:
         raise ExperimentError(

@@ -174,6 +174,22 @@ def test_csv_label_errors(tmp_path):
         load_dataset("csv:d.csv", base_dir=tmp_path, n_inputs=2, task="classification")
 
 
+@pytest.mark.parametrize("label", ["1e300", "5e9", "1000001", "3.5", "-2"])
+def test_csv_label_bounds(tmp_path, label):
+    _write(tmp_path, f"a,b,c\n1,2,0\n1,2,1\n3,4,{label}\n")
+    with pytest.raises(ExperimentError) as e:
+        load_dataset("csv:d.csv", base_dir=tmp_path, n_inputs=2, task="classification")
+    assert str(e.value) == (f"{tmp_path / 'd.csv'}:4: class label {label!r} (column 'c') is not "
+                            "a non-negative integer (0 to 1000000)")
+
+
+def test_csv_largest_label(tmp_path):
+    _write(tmp_path, "a,b,c\n1,2,0\n3,4,1e6\n")
+    ds = load_dataset("csv:d.csv", base_dir=tmp_path, n_inputs=2, task="classification",
+                      test_fraction=0)
+    assert ds.n_classes == 1_000_001 and ds.y_train.tolist() == [0, 1_000_000]
+
+
 def test_csv_missing_and_n_inputs(tmp_path):
     with pytest.raises(ExperimentError, match="nope.csv: data file not found"):
         load_dataset("csv:nope.csv", base_dir=tmp_path, n_inputs=1)

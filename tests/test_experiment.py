@@ -11,6 +11,7 @@ import pytest
 from circuitprop._errors import ExperimentError
 from circuitprop.experiment import (
     Experiment,
+    TrainSettings,
     check_names,
     load_experiment,
     match_trainable,
@@ -125,6 +126,13 @@ def test_minimal_defaults(exp_dir):
     assert d["train"]["g_max"] == "inf" and d["netlist"].endswith("net.cir")
     with pytest.raises(Exception):
         e.inputs = ()  # frozen
+
+
+def test_train_defaults_are_the_settings_defaults(exp_dir):
+    # one place for the [train] defaults: the dataclass
+    e = _load(exp_dir, MINIMAL)
+    assert e.train == TrainSettings()
+    assert e.train.epochs == TrainSettings.epochs and e.train.g_max == TrainSettings.g_max
 
 
 def test_full(exp_dir):

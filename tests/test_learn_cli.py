@@ -47,6 +47,9 @@ def test_gradcheck_table_and_errors(rd_experiment, capsys):
     assert "cosine(estimate, exact)" in out and "r7" in out
     assert main(["gradcheck", str(rd_experiment), "--sample", "9"]) == 2
     assert "out of range" in capsys.readouterr().err
+    for flag, value in (("--beta", "nan"), ("--beta", "inf"), ("--beta", "-1"), ("--eta", "0")):
+        assert main(["gradcheck", str(rd_experiment), flag, value]) == 2
+        assert capsys.readouterr().err == f"{flag}: expected a finite number > 0, got {float(value)!r}\n"
 
 
 def test_train_xor_and_resume_bit_for_bit(tmp_path, capsys):
@@ -66,6 +69,10 @@ def test_train_xor_and_resume_bit_for_bit(tmp_path, capsys):
     mb = json.loads((b / "metrics.json").read_text())
     assert len(m["train_loss_history"]) == 4 == len(m["epoch_seconds"])
     assert m["train_loss_history"] == mb["train_loss_history"]
+    # the evaluation caches travel in the checkpoint: test metrics are bit for bit too
+    assert m["test_loss_history"] == mb["test_loss_history"]
+    assert m["test_accuracy_history"] == mb["test_accuracy_history"]
+    assert m["test_loss"] == mb["test_loss"] and m["non_converged"] == mb["non_converged"]
     assert "test_accuracy" in m
     assert (a / "learning_curve.png").stat().st_size > 0
 

@@ -69,6 +69,22 @@ def test_resistor_forms(card, value):
         (".model rt R(r=1k tnom=20 tc1=0.01 tc2=0.001)\nR1 a 0 rt", 1e3 * (1 + 0.07 + 0.049)),
         (".model rt R(r=1k tnom=20 tc1=0.01)\nR1 a 0 rt dtemp=5 tc1=0.2", 1e3 * (1 + 0.2 * 12)),
         (".model rt R(r=1k tce=1)\nR1 a 0 rt temp=37", 1e3 * 1.01**10),
+        # aliases: l (default length), w (= defw), dw (= narrow), dlr (= short), tc1r, tc2r
+        (".model rm R(rsh=100 l=20u w=5u)\nR1 a 0 rm", 400.0),
+        (".model rm R(rsh=100 dw=1u dlr=2u)\nR1 a 0 rm", 100 * 6 / 8),
+        (".model rt R(r=1k tc1r=0.01 tc2r=0.001)\nR1 a 0 rt dtemp=10", 1e3 * 1.2),
+        # instance parameters on the card are defaults of every instance (ngspice)
+        (".model rm R(rsh=100 resistance=5k)\nR1 a 0 rm", 5e3),
+        (".model rm R(rsh=100 resistance=5k)\nR1 a 0 rm 3k", 3e3),
+        (".model rt R(r=1k tc1=0.01 dtemp=10)\nR1 a 0 rt", 1.1e3),
+        (".model rt R(r=1k tc1=0.01 dtemp=10)\nR1 a 0 rt dtemp=0", 1e3),
+        (".model rt R(r=1k tc=0.02 tc1=0.01 temp=37)\nR1 a 0 rt", 1.2e3),
+        (".model rt R(r=1k tc=0.02 temp=37)\nR1 a 0 rt tc1=0.05", 1.5e3),
+        (".model rm R(r=1k scale=2)\nR1 a 0 rm", 2e3),
+        (".model rm R(r=1k scale=2)\nR1 a 0 rm scale=3", 3e3),
+        ("R1 a 0 1k scale=2", 2e3),
+        ("R1 a 0 1k m=4 scale=2", 500.0),
+        (".model rm R(r=1k kf=0 af=1 lf=1 wf=1 ef=1 bv_max=10 noisy=0 ac=2k level=1)\nR1 a 0 rm", 1e3),
     ],
 )
 def test_resistor_models(cards, value):
@@ -103,14 +119,28 @@ def test_resistor_models(cards, value):
         (".model rm R(tc1=0.01)\nR1 a 0 rm", ("r1", "missing resistance value")),
         (".model dm D\nR1 a 0 dm", ("r1", "model 'dm' is of type D")),
         (".model rm R(rsh=100 short=6u)\nR1 a 0 rm", ("r1", "effective length")),
+        ("R1 a 0 1k scale=0", ("r1", "scale=0.0 must be positive")),
     ],
 )
 def test_resistor_refusals(card, fragments):
     raises(card + "\n", *fragments, line=card.count("\n") + 2)
 
 
-def test_resistor_model_errors_point_at_the_model_card():
-    raises(".model rm R(r=-1)\nR1 a 0 rm\n", "model 'rm'", "negative r", line=2)
+@pytest.mark.parametrize(
+    "card, fragment",
+    [
+        (".model rm R(r=-1)", "negative r"),
+        (".model rm R(resistance=-1)", "negative resistance"),
+        (".model rm R(r=1k res=2k)", "parameter r given twice"),
+        (".model rm R(r=1k m=2)", "m on a resistor model is ignored by ngspice"),
+        (".model rm R(r=1k scale=-1)", "scale=-1.0 must be positive"),
+        (".model rm R(r=1k rhs=1)", "unknown resistor model parameter 'rhs' (did you mean 'rsh'?)"),
+        (".model rm R(r=1k defl=20u)", "'defl' (the default length of a resistor model is 'l')"),
+        (".model rm R(r=1k zz=1)", "unknown resistor model parameter 'zz'"),
+    ],
+)
+def test_resistor_model_errors_point_at_the_model_card(card, fragment):
+    raises(f"{card}\nR1 a 0 rm\n", "model 'rm'", fragment, line=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +308,9 @@ def diode_model(card: str) -> DiodeModel:
         (".model dm D\n+ (is=4e-14\n+ n=1.2)", dict(is_=4e-14, n=1.2)),
         (".param isv=5e-14\n.model dm D(is={isv})", dict(is_=5e-14)),
         (".model dm D(is='1e-14*2')", dict(is_=2e-14)),
+        (".model dm D(tref=27 temp=27 dtemp=0)", dict(is_=1e-14)),
+        # accepted by ngspice 39, no effect at DC (temperature, tunnelling, level 3, sidewall)
+        (".model dm D(ctc=0 tvj=0 ntun=30 xtitun=3 keg=1 xm=0 xp=0 pj=2 ic=0.5 off=1)", dict(n=1.0)),
     ],
 )
 def test_diode_model_cards(card, expected):
@@ -308,16 +341,40 @@ def test_diode_model_cards(card, expected):
         (".model dm D(is=1e-14", "unbalanced parentheses"),
         (".model dm D(is=abc)", "bad value 'abc'"),
         (".model dm D(is={1/0})", "division by zero"),
+        (".model dm D(tref=50)", "tnom=50 is not implemented"),
+        (".model dm D(temp=50)", "temp other than 27 C is not implemented"),
+        (".model dm D(dtemp=10)", "dtemp other than 0 is not implemented"),
+        (".model dm D(area=0)", "area=0.0 must be positive"),
+        (".model dm D(nz=2)", "parameter nz is ignored by ngspice 39 (newer versions read it as nbv)"),
+        (".model dm D(vb=5)", "parameter vb is ignored by ngspice 39 (newer versions read it as bv)"),
+        (".model dm D(is=1e-14 nn=2)", "unknown diode model parameter 'nn' (did you mean 'n'?)"),
+        (".model dm D(iss=1e-14)", "unknown diode model parameter 'iss' (did you mean 'is'?)"),
+        (".model dm D(is=2e-14 zz=3)", "unknown diode model parameter 'zz'"),
+        (".model dm D(perim=1)", "unknown diode model parameter 'perim'"),
     ],
 )
 def test_diode_model_refusals(card, fragment):
     raises(f"{card}\nD1 a 0 dm\n", "model 'dm'", fragment, line=2)
 
 
-def test_unknown_diode_model_parameter_warns_and_is_ignored():
-    with pytest.warns(UserWarning, match="unknown parameter 'zz'"):
-        m = diode_model(".model dm D(is=2e-14 zz=3)")
-    assert m.is_ == 2e-14
+def test_unknown_model_parameter_names_nothing_else():
+    err = raises(".model dm D(is=2e-14 zz=3)\nD1 a 0 dm\n", line=2)
+    assert err.message == "model 'dm': unknown diode model parameter 'zz'"
+
+
+def test_model_area_is_the_default_instance_area():
+    nl = deck(".model dm D(is=1e-14 area=2)\nD1 a 0 dm\nD2 a 0 dm area=3\nD3 a 0 dm 5\n")
+    assert [e.area for e in nl.elements] == [2.0, 3.0, 5.0]
+    assert nl.models["dm"].is_ == 1e-14  # area scales the instance, not the model
+
+
+def test_unknown_parameter_inside_a_subckt_names_the_instance():
+    err = raises(
+        ".subckt cell a\n.model dm D(iz=1)\nD1 a 0 dm\n.ends\nX1 n cell\nR1 n 0 1k\n",
+        "model 'dm': unknown diode model parameter 'iz'",
+        line=3,
+    )
+    assert "x1" in err.message
 
 
 def test_ltspice_decoration_parameters_are_ignored_silently():
@@ -374,6 +431,24 @@ def test_reactive_elements(card, kind, value):
 def test_reactive_model_forms():
     nl = deck(".model cm C(c=3p)\n.model lm L(l=1u)\nC1 a 0 cm\nC2 a 0 cm 5p\nL1 a 0 lm\n")
     assert [e.value for e in nl.elements] == [3e-12, 5e-12, 1e-6]
+    nl = deck(
+        ".model cm C(cap=4p tc1=0 di=1 thick=1 bv_max=5)\n.model cn C(capacitance=6p)\n"
+        ".model lm L(ind=2u tc1=0 nt=10 mu=1 csect=1n)\n.model ln L(inductance=7u)\n"
+        "C1 a 0 cm\nC2 a 0 cn\nL1 a 0 lm\nL2 a 0 ln\n"
+    )
+    assert [e.value for e in nl.elements] == [4e-12, 6e-12, 2e-6, 7e-6]
+
+
+@pytest.mark.parametrize(
+    "card, use, fragment",
+    [
+        (".model cm C(capp=1p)", "C1 a 0 cm", "capacitor model parameter 'capp' (did you mean 'cap'?)"),
+        (".model cm C(cap=1p zz=1)", "C1 a 0 cm", "unknown capacitor model parameter 'zz'"),
+        (".model lm L(indd=1u)", "L1 a 0 lm", "inductor model parameter 'indd' (did you mean 'ind'?)"),
+    ],
+)
+def test_reactive_model_refusals(card, use, fragment):
+    raises(f"{card}\n{use}\n", fragment, line=2)
 
 
 @pytest.mark.parametrize(

@@ -382,6 +382,19 @@ RESISTORS = [
     "rt dtemp=5 tc1=0.2",
     "4Meg7 tc1=1e-6 tc2=1e-9 dtemp=6",
     "rx",
+    # aliases of the model table, and instance parameters written on the model card
+    "ra",
+    "ra l=30u",
+    "rb",
+    "rc dtemp=10",
+    "rd",
+    "rd dtemp=0",
+    "rd 3k",
+    "rsc",
+    "rsc scale=3",
+    "1k scale=2",
+    "1k m=2 scale=2",
+    "rs l=20u scale=2",
 ]
 
 
@@ -390,6 +403,11 @@ def test_resistor_values_match_ngspice(tmp_path):
         ".model rm R(r=2k)\n.model rs R rsh=100\n.model rw R(rsh=100 defw=2u narrow=0.25u "
         "short=0.5u)\n.model rr R(r=2k rsh=100)\n.model rq R(res=3k)\n"
         ".model rt R(r=1k tnom=20 tc1=0.01 tc2=0.001)\n.model rx r(resistance=2k)\n"
+        ".model ra R(rsh=100 l=20u w=5u dw=1u dlr=2u kf=0 af=1 bv_max=10 noisy=0)\n"
+        ".model rb R(rsh=100 resistance=5k)\n"
+        ".model rc R(r=1k tc1r=0.01 tc2r=0.001)\n"
+        ".model rd R(r=1k tc=0.02 tc1=0.01 temp=37)\n"
+        ".model rsc R(r=1k scale=2)\n"
     )
     cards = [f"V{k} n{k} 0 1\nR{k} n{k} 0 {s}" for k, s in enumerate(RESISTORS)]
     text = "resistors\n" + models + "\n".join(cards) + "\n"
@@ -406,6 +424,9 @@ DIODES = [
     (".model dm D(Is=2.52n Rs=0 N=1.752 Cjo=4p M=.4 tt=20n)", "dm m=2"),
     (".model dm D(is=1e-14)", "dm off"),
     (".model 1n4148 D(is=3e-14 n=1.1)", "1N4148 area=0.5"),
+    # the model card's area is every instance's default; accepted parameters with no DC effect
+    (".model dm D(is=1e-14 area=2 tref=27 ctc=0 tvj=0 ntun=30 xtitun=3 keg=1 pj=2)", "dm"),
+    (".model dm D(is=1e-14 area=2 xm=0 xp=0 l=1u w=1u ic=0.5 thermal=0)", "dm area=3"),
 ]
 
 

@@ -1,10 +1,12 @@
-"""Newton on the KCL residual (modified nodal analysis) for circuits with controlled sources.
+"""The KCL residual (modified nodal analysis) for circuits with controlled sources, solved by
+the package's :class:`~._newton.Newton`.
 
 E, F, G and H make the circuit non-reciprocal: there is no co-content energy, so the state is
 found as a root of the MNA residual. Unknowns: node voltages, then branch currents of V, L, E
-and H. Small circuits use a dense LU of the Jacobian; above ``dense_limit`` unknowns the Newton
-system is solved by GMRES on Jacobian-vector products. Diode steps are junction-limited, then
-backtracked on the residual norm.
+and H. Small circuits use a dense LU of the Jacobian (lineax); above ``dense_limit`` unknowns
+the Newton system is solved by GMRES (lineax) on Jacobian-vector products; a singular or
+unconverged linear solve is a failure. Diode steps are junction-limited, then backtracked on
+the residual norm.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ import jax.numpy as jnp
 
 from .._circuit import MnaCircuit, Values
 from .._devices import diode, junction_limit
-from ._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
+from ._linear import dense_solve, gmres_solve
+from ._newton import Advance, Linearisation, Newton, NewtonSystem
+from ._result import RESULTS, Solution
 
 
 class MnaOptions(eqx.Module):
+    """Tolerances of :func:`mna_solve`: converged when a full step moves no node by more
+    than ``atol + rtol·max|v|`` (branch currents: ``1e-15 + 10·rtol·max|i|``)."""
+
     rtol: float = 1e-11
     atol: float = 1e-13
     max_steps: int = eqx.field(static=True, default=200)
@@ -78,28 +85,35 @@ def _fraction(c: MnaCircuit, x, dx):
     return jnp.clip(jnp.min(jnp.clip(frac, 0.0, 1.0)), 1e-3, 1.0)
 
 
-def mna_solve(c: MnaCircuit, values: Values, x0, options: MnaOptions):
-    """Newton on :func:`residual` from ``x0``; returns a :class:`Solution`."""
-    size = c.n_nodes + c.n_br
-    f = lambda x: residual(c, values, x)
+class MnaSystem(NewtonSystem):
+    """The MNA residual as a :class:`~._newton.NewtonSystem`."""
 
-    def newton_step(x, r):
-        if size <= options.dense_limit:
-            jac = jax.jacfwd(f)(x)
-            return jnp.linalg.solve(jac, -r), jnp.asarray(1)
-        mv = lambda y: jax.jvp(f, (x,), (y,))[1]
-        dx, _ = jax.scipy.sparse.linalg.gmres(mv, -r, tol=1e-12, restart=50, maxiter=50)
-        return dx, jnp.asarray(50)
+    c: MnaCircuit
+    values: Values
+    dense_limit: int = eqx.field(static=True, default=3000)
 
-    def cond(state):
-        _, _, k, _, done = state
-        return (~done) & (k < options.max_steps)
+    def f(self, x):
+        return residual(self.c, self.values, x)
 
-    def body(state):
-        x, r, k, inner, _ = state
-        dx, its = newton_step(x, r)
+    def init(self, u0):
+        return jnp.zeros((), u0.dtype)
+
+    def linearise(self, x, aux) -> Linearisation:
+        r = self.f(x)
+        if x.shape[0] <= self.dense_limit:
+            jac = jax.jacfwd(self.f)(x)
+            return Linearisation(residual=r, matvec=lambda y: jac @ y, extra=jac)
+        return Linearisation(residual=r, matvec=lambda y: jax.jvp(self.f, (x,), (y,))[1])
+
+    def solve_linear(self, lin: Linearisation, rhs, tol, maxiter: int):
+        if lin.extra is not None:
+            return dense_solve(lin.extra, rhs)
+        return gmres_solve(lin.matvec, rhs, rtol=1e-12)
+
+    def advance(self, x, dx, aux, lin, newton, state) -> Advance:
+        c, f = self.c, self.f
         alpha0 = _fraction(c, x, dx)
-        rn = jnp.linalg.norm(r)
+        rn = jnp.linalg.norm(lin.residual)
 
         def bt_cond(s):
             a, rr, j = s
@@ -110,22 +124,22 @@ def mna_solve(c: MnaCircuit, values: Values, x0, options: MnaOptions):
             a = 0.5 * a
             return a, f(x + a * dx), j + 1
 
-        r1 = f(x + alpha0 * dx)
-        alpha, r_new, _ = jax.lax.while_loop(bt_cond, bt_body, (alpha0, r1, jnp.asarray(0)))
         # a full Newton step is always taken when it is offered (near convergence the
         # residual norm is at rounding level and cannot be compared)
+        alpha, _, _ = jax.lax.while_loop(bt_cond, bt_body, (alpha0, f(x + alpha0 * dx),
+                                                             jnp.asarray(0)))
         x_new = x + alpha * dx
         v, ib = split(c, x)
         vs = jnp.max(jnp.abs(v))
         step = jnp.abs(alpha * dx)
-        small_v = jnp.max(step[: c.n_nodes], initial=0.0) <= options.atol + options.rtol * vs
+        small_v = jnp.max(step[: c.n_nodes], initial=0.0) <= newton.atol + newton.rtol * vs
         ibs = jnp.max(jnp.abs(ib), initial=0.0)
-        small_i = jnp.max(step[c.n_nodes:], initial=0.0) <= 1e-15 + options.rtol * 10 * ibs
-        done = (small_v & small_i & (alpha >= 1.0)) | ~jnp.all(jnp.isfinite(x_new))
-        return x_new, r_new, k + 1, inner + its, done
+        small_i = jnp.max(step[c.n_nodes:], initial=0.0) <= 1e-15 + newton.rtol * 10 * ibs
+        return Advance(u=x_new, aux=aux, small=small_v & small_i & (alpha >= 1.0),
+                       result=RESULTS.successful, norm=jnp.max(step, initial=0.0))
 
-    init = (x0, f(x0), jnp.asarray(0), jnp.asarray(0), jnp.asarray(size == 0))
-    x, _, k, inner, done = jax.lax.while_loop(cond, body, init)
-    finite = jnp.all(jnp.isfinite(x))
-    result = jnp.where(~finite, NONFINITE, jnp.where(done, SUCCESS, MAX_STEPS))
-    return Solution(u=x, result=result, steps=k, inner=inner)
+
+def mna_solve(c: MnaCircuit, values: Values, x0, options: MnaOptions) -> Solution:
+    """Newton on :func:`residual` from ``x0``; returns a :class:`Solution`."""
+    newton = Newton(rtol=options.rtol, atol=options.atol, max_steps=options.max_steps)
+    return newton(MnaSystem(c=c, values=values, dense_limit=options.dense_limit), x0)

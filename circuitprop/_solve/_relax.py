@@ -25,18 +25,16 @@ from .._circuit import Circuit, Values
 from .._energy import (
     Nudge,
     capacitance_parts,
-    companion,
     gradient,
-    hessian_parts,
     hvp,
     junction_voltages,
     node_currents,
     node_voltages,
     to_u,
 )
-from ._krylov import pcg
-from ._newton import initial_guess, limit_junctions, preconditioner
-from ._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
+from ._linear import jacobi, pcg
+from ._newton import CircuitSystem, Newton, NewtonState, initial_guess
+from ._result import RESULTS, Solution
 
 
 class RelaxOptions(eqx.Module):
@@ -74,21 +72,40 @@ class _Args(eqx.Module):
     g0norm: jax.Array
 
 
+def _mass(c: Circuit, node_cap: float):
+    """``(apply, diag, lumped)``: the capacitance matrix ``M`` on the unknowns as a matvec,
+    its diagonal, and whether it is diagonal (no deck capacitor between two unknowns)."""
+    ca, cb, cv, cnode, diag_m = capacitance_parts(c, node_cap)
+    lumped = c.c_a.shape[0] == 0
+    return (lambda x: cnode * x + hvp(c, ca, cb, cv, x)), diag_m, lumped
+
+
 def _vector_field(t, y, args: _Args):
+    """The physics: ``du/dt = −M⁻¹ ∇E(u)`` (node currents charging the capacitances), with
+    the junction states frozen (they only steer the implicit solver)."""
     u, vj, steady = y
-    _, _, _, _, diag_m = capacitance_parts(args.c, args.options.node_cap)
-    return (-gradient(args.c, args.values, u, args.nudge) / diag_m, jnp.zeros_like(vj),
-            jnp.zeros_like(steady))
+    c, opt = args.c, args.options
+    force = -gradient(c, args.values, u, args.nudge)
+    apply_m, diag_m, lumped = _mass(c, opt.node_cap)
+    if lumped:
+        du = force / diag_m
+    else:
+        fnorm = jnp.sqrt(jnp.sum(force * force))
+        du, _, _ = pcg(apply_m, force, jacobi(diag_m), 1e-13 * fnorm, opt.cg_maxiter)
+    return du, jnp.zeros_like(vj), jnp.zeros_like(steady)
 
 
 class LinearlyImplicitEuler(diffrax.AbstractSolver):
     """Rosenbrock–Euler for ``M du/dt = −∇E(u)`` with matrix-free CG.
 
-    The state is ``(u, vj, steady)``: node unknowns, the diodes' junction states (each diode
-    is linearised at ``vj`` and ``vj`` follows its junction voltage as far as pnjlim allows,
-    as in SPICE's transient), and the convergence measure of the last step (≤ 1: steady).
-    The error estimate is ``h/2 · M_d⁻¹ (∇E(u0) − ∇E(u1))``, the
-    usual implicit-Euler local error with the lumped capacitance ``M_d``.
+    Each step is one step of the package's :class:`~._newton.Newton` on the implicit-Euler
+    equation ``M (u1 − u0)/h + ∇E(u1) = 0`` linearised at ``u0``: ``(M/h + H) Δ = −∇E(u0)``
+    (the circuit system with the capacitive term ``M/h`` added to its Jacobian). The state is
+    ``(u, vj, steady)``: node unknowns, the diodes' junction states (each diode is linearised
+    at ``vj`` and ``vj`` follows its junction voltage as far as pnjlim allows, as in SPICE's
+    transient), and the convergence measure of the last step (≤ 1: steady). The error
+    estimate is the usual implicit-Euler local error ``h/2 · (f(y0) − f(y1))`` with ``f``
+    the diffrax term's vector field ``−M⁻¹∇E``.
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
@@ -100,9 +117,10 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         return 1
 
     def init(self, terms, t0, t1, y0, args: _Args):
-        # (Krylov iterations so far, residual norm and forcing term of the last accepted step)
+        # (Krylov iterations so far, residual norm and forcing term of the last accepted
+        # step, the last step's result)
         one = jnp.asarray(1.0, y0[0].dtype)
-        return jnp.asarray(0), args.g0norm * one, 1e-2 * one
+        return jnp.asarray(0), args.g0norm * one, 1e-2 * one, RESULTS.successful
 
     def step(self, terms, t0, t1, y0, args: _Args, solver_state, made_jump):
         del made_jump
@@ -110,33 +128,26 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         h = t1 - t0
         u0, vj0, _ = y0
         has_d = bool(c.diodes.a.shape[0])
-        vd0 = companion(c, vj0) if has_d else None
-        v = node_voltages(c, values, u0)
-        g0 = gradient(c, values, u0, nudge, vd0)
-        ua, ub, gb, diag_h = hessian_parts(c, values, v, nudge, vd0)
-        ca, cb, cv, cnode, diag_m = capacitance_parts(c, opt.node_cap)
-
-        def matvec(x):
-            mx = cnode * x + hvp(c, ca, cb, cv, x)
-            return mx / h + hvp(c, ua, ub, gb, x)
-
-        diag = diag_m / h + diag_h
-        gnorm = jnp.linalg.norm(g0)
-        inner, rprev, eta_prev = solver_state
-        # Eisenstat–Walker choice 2 on the residual decrease since the last accepted step
-        eta = 0.9 * (gnorm / rprev) ** 2
-        eta = jnp.maximum(eta, jnp.where(0.9 * eta_prev**2 > 0.1, 0.9 * eta_prev**2, 0.0))
-        eta = jnp.clip(eta, opt.eta_min, opt.eta_max)
-        delta, its = pcg(matvec, -g0, 1.0 / diag, eta * gnorm, opt.cg_maxiter,
-                         preconditioner(c, ua, ub, gb, diag_m / h))
-        u1 = u0 + delta
-        vj1 = limit_junctions(c, values, u1, vj0)
+        apply_m, diag_m, _ = _mass(c, opt.node_cap)
+        system = CircuitSystem(c=c, values=values, nudge=nudge,
+                               shift=(lambda x: apply_m(x) / h, diag_m / h))
+        newton = Newton(eta_min=opt.eta_min, eta_max=opt.eta_max,
+                        linear_maxiter=opt.cg_maxiter)
+        inner, rprev, eta_prev, _ = solver_state
+        one = jnp.asarray(1, inner.dtype)
+        state = NewtonState(u=u0, aux=vj0, step=one, inner=inner, residual_norm=rprev,
+                            eta=eta_prev, step_norm=jnp.asarray(jnp.inf, u0.dtype),
+                            done=jnp.asarray(False), result=RESULTS.successful)
+        new = newton.step(system, state)
+        u1, vj1 = new.u, new.aux
+        delta = u1 - u0
         v1 = node_voltages(c, values, u1)
         g1 = to_u(c, node_currents(c, values, v1, nudge))
         limited = jnp.any(vj1 != junction_voltages(c, v1)) if has_d else False
         # steady-state measures, in volts against the same tolerance: the KCL residual at
         # each node over that node's conductance (scale-aware: a 1 pA node behind 1 GOhm
         # counts as much as a 1 A node), and the size of a Newton-like step
+        diag_h = system.linearise(u0, vj0).diag
         tol = opt.step_atol + opt.step_rtol * jnp.max(jnp.abs(v1), initial=0.0)
         safe_d = jnp.where(diag_h > 0, diag_h, 1.0)
         by_residual = jnp.max(jnp.abs(g1) / safe_d, initial=0.0) / tol
@@ -144,13 +155,17 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         by_step = jnp.max(jnp.abs(delta), initial=0.0) / tol
         steady = jnp.minimum(by_residual, jnp.where(newton_like, by_step, jnp.inf))
         steady = jnp.where(limited, jnp.inf, steady)
-        err = 0.5 * h * (g0 - g1) / diag_m
+        f0 = terms.vf(t0, y0, args)[0]
         y1 = (u1, vj1, steady)
+        f1 = terms.vf(t1, y1, args)[0]
+        err = 0.5 * h * (f0 - f1)
         dense_info = dict(y0=y0, y1=y1)
         zero = jnp.zeros_like(steady)
-        state = (inner + its, jnp.maximum(gnorm, 1e-300), eta)
-        return y1, (err, jnp.zeros_like(vj1), zero), dense_info, state, \
-            diffrax.RESULTS.successful
+        failed = new.result != RESULTS.successful
+        result = diffrax.RESULTS.where(failed, diffrax.RESULTS.internal_error,
+                                       diffrax.RESULTS.successful)
+        state = (new.inner, new.residual_norm, new.eta, new.result)
+        return y1, (err, jnp.zeros_like(vj1), zero), dense_info, state, result
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
@@ -167,8 +182,8 @@ def relax_solve(c: Circuit, values: Values, u0, options: RelaxOptions, nudge: Nu
     """
     # start where SPICE's junction initialisation puts the circuit (diodes linearised at
     # vcrit), so that the transient begins from a consistent state
-    u0, _ = initial_guess(c, values, u0, nudge, options.cg_maxiter)
-    vj0 = limit_junctions(c, values, u0, c.diodes.vcrit)
+    first = initial_guess(c, values, u0, nudge, options.cg_maxiter)
+    u0, vj0 = first.u, first.aux
     g0norm = jnp.maximum(jnp.linalg.norm(gradient(c, values, u0, nudge)), 1e-300)
     args = _Args(c=c, values=values, nudge=nudge, options=options, g0norm=g0norm)
     term = diffrax.ODETerm(_vector_field)
@@ -184,6 +199,10 @@ def relax_solve(c: Circuit, values: Values, u0, options: RelaxOptions, nudge: Nu
     u = sol.ys[0][-1]
     steady = sol.ys[2][-1] <= 1.0
     finite = jnp.all(jnp.isfinite(u))
-    result = jnp.where(~finite, NONFINITE, jnp.where(steady, SUCCESS, MAX_STEPS))
+    result = RESULTS.where(steady, RESULTS.successful, RESULTS.max_steps)
+    last = sol.solver_state[3]
+    result = RESULTS.where(last == RESULTS.successful, result, last)
+    result = RESULTS.where(first.result == RESULTS.successful, result, first.result)
+    result = RESULTS.where(finite, result, RESULTS.nonfinite)
     inner = sol.solver_state[0]
     return Solution(u=u, result=result, steps=sol.stats["num_accepted_steps"], inner=inner)

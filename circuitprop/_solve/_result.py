@@ -1,31 +1,56 @@
-"""Result codes and the solution record shared by every solver."""
+"""The result enumeration and the solution record shared by every solver.
+
+:class:`RESULTS` follows the lineax/optimistix habit: its members *are* their messages,
+results stay JAX arrays under ``jit`` and ``vmap`` (``RESULTS.where(pred, a, b)``), and the
+host turns them into text with :func:`message`.
+"""
 
 from __future__ import annotations
 
 import equinox as eqx
+import numpy as np
 from jaxtyping import Array, Float, Int
 
-SUCCESS = 0
-MAX_STEPS = 1
-NONFINITE = 2
 
-MESSAGES = {
-    SUCCESS: "converged",
-    MAX_STEPS: "did not converge within the step limit",
-    NONFINITE: "the iteration produced a non-finite value (NaN or inf)",
-}
+class RESULTS(eqx.Enumeration):
+    """How a solve ended. Every member but ``successful`` is a failure."""
+
+    successful = ""
+    max_steps = "did not converge within the step limit"
+    nonfinite = "the iteration produced a non-finite value (NaN or inf)"
+    linear_breakdown = ("the linear solver broke down (conjugate gradients met a direction of "
+                        "non-positive curvature: the linearised circuit is not positive definite)")
+    linear_max_steps = "the linear solver did not reach its tolerance within its iteration cap"
+    singular = "the linearised system is singular"
+    stagnation = "the iteration stagnated (no step reduces the residual)"
+
+
+def codes(result) -> np.ndarray:
+    """The integer codes of a (possibly batched) result, as a NumPy array."""
+    return np.asarray(result._value)
+
+
+def message(result, index: int = 0) -> str:
+    """The message of one entry of a (possibly batched) result (``"converged"`` on success)."""
+    code = int(codes(result).reshape(-1)[index])
+    return RESULTS._index_to_message[code] or "converged"
 
 
 class Solution(eqx.Module):
-    """A steady state: the unknowns, a result code, and work counters.
+    """A steady state: the unknowns, how the solve ended, and work counters.
 
-    - ``u``: the solved unknowns (reduced node voltages, or MNA vector).
-    - ``result``: 0 converged, 1 step limit, 2 non-finite.
+    - ``u``: the solved unknowns (reduced node voltages, or the MNA vector).
+    - ``result``: a :class:`RESULTS` member.
     - ``steps``: Newton iterations or implicit relaxation steps.
-    - ``inner``: total Krylov iterations.
+    - ``inner``: total linear-solver (Krylov) iterations.
     """
 
     u: Float[Array, " n"]
-    result: Int[Array, ""]
+    result: RESULTS
     steps: Int[Array, ""]
     inner: Int[Array, ""]
+
+    @property
+    def ok(self):
+        """``True`` where the solve converged (a boolean array)."""
+        return self.result == RESULTS.successful

@@ -17,12 +17,27 @@ __all__ = ["gradcheck", "GradCheck", "cosine"]
 
 
 def cosine(a, b) -> float:
+    """The cosine of the angle between two gradients; NaN when either is zero (a zero
+    gradient has no direction to agree with)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
-        return float("nan") if na != nb else 1.0
+        return float("nan")
     return float(np.dot(a, b) / (na * nb))
+
+
+def _relative(a, ref) -> float:
+    ref = np.asarray(ref, dtype=np.float64)
+    n = np.linalg.norm(ref)
+    if n == 0:
+        return float("nan")
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - ref) / n)
+
+
+def _json_number(v: float):
+    """NaN (undefined) as JSON ``null``."""
+    return None if not np.isfinite(v) else v
 
 
 @dataclasses.dataclass
@@ -52,14 +67,18 @@ class GradCheck:
 
     @property
     def relative_error(self) -> float:
-        """‖estimate − finite differences‖ / ‖finite differences‖."""
-        fd = np.asarray(self.finite_difference)
-        return float(np.linalg.norm(np.asarray(self.estimate) - fd) / np.linalg.norm(fd))
+        """‖estimate − finite differences‖ / ‖finite differences‖ (NaN if they are zero)."""
+        return _relative(self.estimate, self.finite_difference)
 
     @property
     def relative_error_exact(self) -> float:
-        ex = np.asarray(self.exact)
-        return float(np.linalg.norm(np.asarray(self.estimate) - ex) / np.linalg.norm(ex))
+        return _relative(self.estimate, self.exact)
+
+    @property
+    def zero_exact(self) -> bool:
+        """The exact gradient is zero: this sample's loss is stationary in every trainable
+        conductance (nothing to compare directions with)."""
+        return not np.any(np.asarray(self.exact))
 
     def to_json(self) -> dict:
         return {
@@ -69,11 +88,12 @@ class GradCheck:
             "exact": self.exact,
             "estimate": self.estimate,
             "finite_difference": self.finite_difference,
-            "cosine_exact": self.cosine_exact,
-            "cosine_fd": self.cosine_fd,
-            "cosine_exact_fd": cosine(self.exact, self.finite_difference),
-            "relative_error": self.relative_error,
-            "relative_error_exact": self.relative_error_exact,
+            "cosine_exact": _json_number(self.cosine_exact),
+            "cosine_fd": _json_number(self.cosine_fd),
+            "cosine_exact_fd": _json_number(cosine(self.exact, self.finite_difference)),
+            "relative_error": _json_number(self.relative_error),
+            "relative_error_exact": _json_number(self.relative_error_exact),
+            "exact_gradient_is_zero": self.zero_exact,
             "rule": self.rule,
             "estimator": self.estimator,
             "beta": self.beta,

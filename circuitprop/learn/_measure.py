@@ -44,7 +44,11 @@ class MeasurementModel(eqx.Module):
         return 2.0 * self.adc_range / 2.0**self.adc_bits
 
     def read(self, v, key):
-        """Measure voltages ``v`` (any shape) with noise from ``key``."""
+        """Measure voltages ``v`` (any shape) with noise from ``key``. A complex phasor
+        (holomorphic nudges) is read as its real and imaginary parts, each through the ADC."""
+        if jnp.iscomplexobj(v):
+            kr, ki = jax.random.split(key)
+            return self.read(jnp.real(v), kr) + 1j * self.read(jnp.imag(v), ki)
         if self.noise_std > 0:
             v = v + self.noise_std * jax.random.normal(key, v.shape, v.dtype)
         if self.adc_bits is not None:

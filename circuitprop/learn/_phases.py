@@ -12,9 +12,10 @@ Costs ``C(o, y)`` of the output voltages ``o``:
 - ``mse``: ``½ Σ_k (o_k − y_k)²``; nudging is a conductance β from each output to a source
   at its target (:class:`circuitprop._energy.Nudge`), solved by the library's Newton solver.
 - ``cross-entropy``: softmax cross-entropy ``−Σ_k q_k log softmax(o)_k`` with ``q`` the
-  one-hot class of the target vector (its largest entry). The nudge ``β C`` is added to the
-  energy as a JAX function (an equivalent current injection ``−β ∂C/∂o``) and solved by
-  :func:`solve_cost`, a Newton–Krylov iteration with the same junction limiting.
+  one-hot class of the target vector (its largest entry). The nudge ``β C`` enters the
+  energy as an :class:`~circuitprop._energy.OutputCost` (a current injection ``−β ∂C/∂o``).
+
+Every phase is solved by the package's one Newton loop (:mod:`circuitprop._solve._newton`).
 """
 
 from __future__ import annotations
@@ -28,21 +29,11 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
-from .._devices import junction_limit
-from .._energy import (
-    Nudge,
-    companion,
-    gradient,
-    hessian_parts,
-    hvp,
-    junction_voltages,
-    node_voltages,
-    to_u,
-)
+from .._energy import Nudge, OutputCost, node_voltages, to_u
 from .._errors import ExperimentError, NetlistError
-from .._solve._krylov import pcg
-from .._solve._newton import NewtonOptions, newton_solve
-from .._solve._result import MAX_STEPS, NONFINITE, SUCCESS, Solution
+from .._losses import LOSSES, loss_value
+from .._solve._newton import Newton, NewtonOptions, circuit_newton
+from .._solve._result import Solution
 
 __all__ = [
     "Problem",
@@ -60,9 +51,7 @@ __all__ = [
 ]
 
 #: Newton tolerances of the phases: tight enough for EP differences at β = 1e-6.
-TIGHT = NewtonOptions(rtol=1e-13, atol=1e-15, max_steps=400)
-
-LOSSES = ("mse", "cross-entropy")
+TIGHT = Newton(rtol=1e-13, atol=1e-15, eta_min=1e-10, eta_max=1e-2, max_steps=400)
 
 
 class Problem(eqx.Module):
@@ -212,12 +201,7 @@ def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = T
 
 def cost(loss: str, o, y):
     """The cost of output voltages ``o`` against targets ``y`` (one sample)."""
-    if loss == "mse":
-        d = o - y
-        return 0.5 * jnp.sum(d * d)
-    q = (y >= jnp.max(y)).astype(o.dtype)
-    q = q / jnp.sum(q)
-    return -jnp.sum(q * jax.nn.log_softmax(o))
+    return loss_value(loss, o, y)
 
 
 def values_for(prob: Problem, theta, x, base: Values | None = None) -> Values:
@@ -257,7 +241,7 @@ def measure(prob: Problem, c: Circuit, values: Values, sol: Solution) -> Measure
     v = node_voltages(c, values, sol.u)
     ra = c.r_a[prob.train_idx]
     rb = c.r_b[prob.train_idx]
-    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=sol.result == SUCCESS)
+    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=sol.ok)
 
 
 # ----------------------------------------------------------------------------- solves
@@ -267,30 +251,47 @@ def _zeros(c: Circuit):
     return jnp.zeros((c.n_u,), dtype=jnp.float64)
 
 
-def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
-    """The free phase (β = 0)."""
+def output_cost(prob: Problem, beta, y):
+    """``β C(o, y)`` as what the solver adds to the energy: a :class:`Nudge` (a conductance
+    β from each output to a source at its target) for ``mse``, an :class:`OutputCost`
+    otherwise. ``beta`` may be complex."""
+    if prob.loss == "mse":
+        beta = jnp.asarray(beta)
+        return Nudge(p=prob.out_p, m=prob.out_m,
+                     beta=jnp.ones(prob.out_p.shape, beta.dtype) * beta, target=y), None
+    return None, OutputCost(loss=prob.loss, p=prob.out_p, m=prob.out_m, beta=beta, target=y)
+
+
+def solve_phase(prob: Problem, values: Values, beta, y, u0=None, warm: bool = False) -> Solution:
+    """The phase minimising ``E + β C(o, y)`` from ``u0`` (``beta = 0``: the free phase).
+
+    ``warm``: the diode junction states start at ``u0`` (a warm start stays warm); otherwise
+    SPICE's junction initialisation. A complex ``beta`` solves in complex arithmetic from
+    ``u0`` (warm).
+    """
     c = prob.circuit
-    return newton_solve(c, values, _zeros(c) if u0 is None else u0, prob.options)
+    u0 = _zeros(c) if u0 is None else u0
+    if beta is None:
+        return circuit_newton(c, values, u0, prob.options, warm=warm)
+    if jnp.iscomplexobj(beta):
+        u0 = u0.astype(jnp.result_type(beta))
+    nudge, cst = output_cost(prob, beta, y)
+    return circuit_newton(c, values, u0, prob.options, nudge, cst, warm)
+
+
+def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
+    """The free phase (β = 0), junctions initialised like SPICE."""
+    return solve_phase(prob, values, None, None, u0)
 
 
 def solve_warm(prob: Problem, values: Values, u0) -> Solution:
     """The free phase from a state ``u0`` near the solution (junctions start at ``u0``)."""
-    c = prob.circuit
-    return solve_cost(c, values, u0, prob.options, None, prob.out_p, prob.out_m)
+    return solve_phase(prob, values, None, None, u0, warm=True)
 
 
 def solve_nudged(prob: Problem, values: Values, beta, y, u0, warm: bool = False) -> Solution:
-    """The phase minimising ``E + β C(o, y)``, warm-started from ``u0`` (``warm=True``:
-    the diode junction states start at ``u0`` too, see :func:`solve_cost`)."""
-    c = prob.circuit
-    if prob.loss == "mse":
-        nudge = Nudge(p=prob.out_p, m=prob.out_m,
-                      beta=jnp.full(prob.out_p.shape, 1.0) * beta, target=y)
-        if warm:
-            return solve_cost(c, values, u0, prob.options, None, prob.out_p, prob.out_m, nudge)
-        return newton_solve(c, values, u0, prob.options, nudge)
-    return solve_cost(c, values, u0, prob.options,
-                      lambda o: beta * cost(prob.loss, o, y), prob.out_p, prob.out_m)
+    """The phase minimising ``E + β C(o, y)``, warm-started from ``u0``."""
+    return solve_phase(prob, values, beta, y, u0, warm)
 
 
 def clamped_values(prob: Problem, values: Values, target) -> Values:
@@ -306,71 +307,7 @@ def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solut
                               "tied to a source): use rule 'ep'")
     c = prob.clamped
     cv = clamped_values(prob, values, target)
-    return newton_solve(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
-
-
-def solve_cost(c: Circuit, values: Values, u0, options: NewtonOptions, cfun, out_p, out_m,
-               nudge: Nudge | None = None):
-    """Newton–Krylov on ``E(u) + cfun(o(u))`` for a smooth convex output cost ``cfun``.
-
-    The same iteration as :func:`circuitprop._solve._newton.newton_solve` (diodes linearised
-    at their junction state, pnjlim on each step), with the cost's gradient and Hessian
-    (by forward-over-reverse differentiation) added to the circuit's. ``cfun=None`` with a
-    ``nudge`` solves the mse-nudged energy. Unlike ``newton_solve`` (which linearises every
-    diode at ``vcrit`` first), the junction state starts at ``u0``'s junction voltages: a
-    warm start stays warm.
-    """
-    has_d = bool(c.diodes.a.shape[0])
-
-    def cu(u):
-        v = node_voltages(c, values, u)
-        return cfun(v[out_p] - v[out_m])
-
-    gcu = jax.grad(cu) if cfun is not None else None
-
-    def cond(state):
-        return (~state[4]) & (state[2] < options.max_steps)
-
-    def body(state):
-        u, vj, k, inner, _, rprev = state
-        v = node_voltages(c, values, u)
-        vd0 = companion(c, vj) if has_d else None
-        ua, ub, gb, diag = hessian_parts(c, values, v, nudge, vd0)
-        g = gradient(c, values, u, nudge, vd0)
-        if gcu is not None:
-            g = g + gcu(u)
-
-        def mv(x):
-            if gcu is None:
-                return hvp(c, ua, ub, gb, x)
-            return hvp(c, ua, ub, gb, x) + jax.jvp(gcu, (u,), (x,))[1]
-
-        inv_diag = jnp.where(diag > 0, 1.0 / jnp.where(diag > 0, diag, 1.0), 1.0)
-        gnorm = jnp.linalg.norm(g)
-        # Eisenstat–Walker forcing (as newton_solve): loose early, tight near convergence
-        eta = jnp.clip(jnp.where(k == 0, 1e-4, 0.9 * (gnorm / rprev) ** 2), 1e-10, 1e-2)
-        du, its = pcg(mv, -g, inv_diag, eta * gnorm, options.cg_maxiter)
-        u_new = u + du
-        if has_d:
-            vd = junction_voltages(c, node_voltages(c, values, u_new))
-            vj_new = junction_limit(vd, vj, c.diodes.vte, c.diodes.vcrit)
-        else:
-            vj_new = vj
-        scale = jnp.max(jnp.abs(v), initial=0.0)
-        tol = options.atol + options.rtol * scale
-        small = jnp.max(jnp.abs(du), initial=0.0) <= tol
-        if has_d:
-            small = small & (jnp.max(jnp.abs(vd - vj), initial=0.0) <= 10 * tol)
-        done = small | (gnorm == 0) | ~jnp.all(jnp.isfinite(u_new))
-        return u_new, vj_new, k + 1, inner + its, done, jnp.maximum(gnorm, 1e-300)
-
-    vj0 = junction_voltages(c, node_voltages(c, values, u0)) if has_d else c.diodes.vcrit
-    init = (u0, vj0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(c.n_u == 0),
-            jnp.asarray(1.0, u0.dtype))
-    u, _, k, inner, done, _ = jax.lax.while_loop(cond, body, init)
-    finite = jnp.all(jnp.isfinite(u))
-    result = jnp.where(~finite, NONFINITE, jnp.where(done, SUCCESS, MAX_STEPS))
-    return Solution(u=u, result=result, steps=k, inner=inner)
+    return circuit_newton(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
 
 
 def node_unknowns(c: Circuit, j):

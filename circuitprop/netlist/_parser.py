@@ -19,15 +19,15 @@ the instance named in the message).
 
 from __future__ import annotations
 
+import difflib
 import gc
 import math
 import os
 import re
-import warnings
 
 from .._errors import NetlistError
 from ._lexer import Line, logical_lines, tokenize
-from ._types import DiodeModel, Element, Location, Netlist, Sweep
+from ._types import DiodeModel, Element, Location, Netlist, Sweep, check_sweep_points
 from ._values import (
     ExpressionError,
     evaluate,
@@ -99,12 +99,16 @@ _ELEMENT_DESCRIPTIONS = {
     "z": "MESFET",
 }
 
-#: Diode model parameters that only matter off DC or away from 27 C (T = TNOM): ignored.
+#: Diode model parameters that only matter off DC or away from 27 C (T = TNOM), or that only
+#: act through a refused parameter (sidewall and tunnelling terms): accepted and ignored. The
+#: list also keeps the decoration parameters of vendor (LTspice) models: mfg, type, iave, vpk.
+#: Instance parameters on a model card (ngspice makes them defaults of every instance) that do
+#: not change the DC solution are here too: ic, off, thermal, l, w, pj.
 _DIODE_IGNORED = frozenset(
     "cjo cj0 cj tt m mj vj pb fc eg xti kf af cjp cjsw php mjsw fcs tbv1 tbv2 tcv trs trs1 trs2 "
     "tlev tlevc cta ctp tpb tphp tm1 tm2 ttt1 ttt2 fv_max bv_max id_max pd_max te_max vp rth0 "
-    "cth0 iave vpk mfg type lm lp wm wp xom xoi tox xw dtemp ns nr tt1 tt2 cjo2 mjsw2 "
-    "npeak bvj".split()
+    "cth0 iave vpk mfg type lm lp wm wp xom xoi tox xw ns nr tt1 tt2 cjo2 mjsw2 "
+    "npeak bvj ctc tvj vjsw gap1 gap2 ntun xtitun keg xm xp rsw pj ic off thermal l w".split()
 )
 #: Diode model parameters that change the DC curve and are not implemented: refused when nonzero.
 _DIODE_UNSUPPORTED = {
@@ -119,10 +123,73 @@ _DIODE_UNSUPPORTED = {
     "isr": "recombination current",
     "gleak": "leakage conductance",
 }
-_RES_MODEL_KNOWN = frozenset(
-    "r res resistance rsh defw defl narrow short tc1 tc2 tce tnom kf af lf wf ef bv_max noisy"
-    " lf wf ef".split()
-)
+#: Diode model parameters that are read, and their aliases (``area`` and the temperatures are
+#: instance parameters ngspice accepts on the model card as defaults of every instance).
+_DIODE_READ = {
+    "is": "is",
+    "js": "is",
+    "n": "n",
+    "rs": "rs",
+    "bv": "bv",
+    "ibv": "ibv",
+    "ib": "ibv",
+    "nbv": "nbv",
+    "level": "level",
+    "tnom": "tnom",
+    "tref": "tnom",
+    "area": "area",
+    "temp": "temp",
+    "dtemp": "dtemp",
+}
+#: Aliases that newer ngspice versions read but ngspice 39 ignores: refused, naming the
+#: parameter to write instead (the two simulators would disagree).
+_DIODE_NEWER_ALIASES = {"nz": "nbv", "vb": "bv", "vrb": "bv", "var": "bv"}
+#: Resistor model parameters that are read, and their aliases (ngspice's model table, plus the
+#: instance parameters ngspice takes as defaults of every instance: resistance, scale, temp,
+#: dtemp, tc).
+_RES_MODEL_READ = {
+    "r": "r",
+    "res": "r",
+    "rsh": "rsh",
+    "defw": "defw",
+    "w": "defw",
+    "l": "l",
+    "narrow": "narrow",
+    "dw": "narrow",
+    "short": "short",
+    "dlr": "short",
+    "tc1": "tc1",
+    "tc1r": "tc1",
+    "tc2": "tc2",
+    "tc2r": "tc2",
+    "tce": "tce",
+    "tnom": "tnom",
+    "resistance": "resistance",
+    "scale": "scale",
+    "temp": "temp",
+    "dtemp": "dtemp",
+    "tc": "tc",
+    "m": "m",
+}
+#: Resistor model parameters without effect at DC: accepted and ignored.
+_RES_MODEL_IGNORED = frozenset("kf af lf wf ef bv_max noisy ac level".split())
+#: Capacitor and inductor model parameters (ngspice's model tables, plus the instance
+#: parameters it accepts on the card). Only the value is read (it sets the relaxation's
+#: capacitances; at DC a capacitor is open and an inductor a short, whatever their values).
+_REACTIVE_MODEL_VALUE = {"c": ("capacitance", "cap", "c"), "l": ("inductance", "ind", "l")}
+_REACTIVE_MODEL_KNOWN = {
+    "c": frozenset(
+        "cap c capacitance cj cox cjsw capsw defw defl w l narrow short del tc1 tc2 tnom di thick "
+        "bv_max m scale temp dtemp ic level".split()
+    ),
+    "l": frozenset(
+        "ind l inductance tc1 tc2 tnom csect dia length nt mu m scale temp dtemp ic level".split()
+    ),
+}
+#: Hints for names that look like model parameters but are not.
+_MODEL_HINTS = {
+    ("r", "defl"): "the default length of a resistor model is 'l'",
+}
 _RES_INSTANCE_KEYS = frozenset("r resistance m tc1 tc2 tce ac temp dtemp l w noisy scale".split())
 
 _WAVEFORMS = frozenset(("sin", "pulse", "pwl", "exp", "sffm"))
@@ -152,7 +219,6 @@ _CONTROLLED_UNSUPPORTED = frozenset(
 _ASSIGN = re.compile(r"([a-z_][a-z0-9_]*)\s*=(?!=)")
 _FUNC_DEF = re.compile(r"\s*[a-z_][a-z0-9_]*\s*\(")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
-_MAX_SWEEP_POINTS = 10_000_000
 _TNOM = 27.0
 
 
@@ -958,7 +1024,15 @@ class _Parser:
         if value < 0:
             raise _err(f"{name}: negative resistance {value!r} is not supported", line, ctx)
         if kw or model is not None:
-            factor = self._resistor_temperature(kw, model[1] if model else {}, name, line, ctx)
+            p = model[1] if model else {}
+            factor = self._resistor_temperature(kw, p, name, line, ctx)
+            if "scale" in kw:
+                scale = self._value(kw["scale"], ctx, line, f"{name} scale")
+                if not scale > 0:
+                    raise _err(f"{name}: scale={scale!r} must be positive", line, ctx)
+                factor *= scale
+            else:
+                factor *= p.get("scale", 1.0)
             if factor != 1.0:
                 value *= factor
                 if not value > 0:
@@ -975,28 +1049,35 @@ class _Parser:
     ) -> float:
         """ngspice's resistor temperature factor: ``1 + tc1 dT + tc2 dT^2``, or
         ``1.01 ** (tce dT)`` when ``tce`` is given, with ``dT = temp + dtemp - tnom`` (``temp``
-        the instance's or 27 C; ``dtemp`` ignored when ``temp`` is given, as in ngspice)."""
+        the instance's or 27 C; ``dtemp`` ignored when ``temp`` is given, as in ngspice). The
+        instance parameters ``temp``, ``dtemp`` and ``tc`` (= ``tc1``) written on the model card
+        are defaults of the instance, as in ngspice."""
 
         def get(key: str, default: float) -> float:
             if key in kw:
                 return self._value(kw[key], ctx, line, f"{name} {key}")
             return p.get(key, default)
 
-        temp = get("temp", _TNOM) if "temp" in kw else _TNOM + get("dtemp", 0.0)
+        temp = get("temp", _TNOM) if "temp" in kw or "temp" in p else _TNOM + get("dtemp", 0.0)
         diff = temp - p.get("tnom", _TNOM)
         if diff == 0:
             return 1.0
         if "tce" in kw or "tce" in p:
             return 1.01 ** (get("tce", 0.0) * diff)
-        tc1, tc2 = get("tc1", 0.0), get("tc2", 0.0)
+        # 'tc' on the model card is the instance's tc1 default: it wins over the model's tc1
+        tc1 = get("tc1", 0.0) if "tc1" in kw else p.get("tc", p.get("tc1", 0.0))
+        tc2 = get("tc2", 0.0)
         return 1.0 + tc1 * diff + tc2 * diff * diff
 
     def _model_resistance(self, model, kw, name: str, line: Line, ctx: _Ctx) -> float | None:
         mname, p = model
+        if "resistance" in p:
+            # an instance parameter on the card: ngspice makes it every instance's value
+            return p["resistance"]
         rsh = p.get("rsh", 0.0)
         if rsh:
             length = (
-                self._value(kw["l"], ctx, line, f"{name} l") if "l" in kw else p.get("defl", 1e-5)
+                self._value(kw["l"], ctx, line, f"{name} l") if "l" in kw else p.get("l", 1e-5)
             )
             width = (
                 self._value(kw["w"], ctx, line, f"{name} w") if "w" in kw else p.get("defw", 1e-5)
@@ -1010,10 +1091,7 @@ class _Parser:
                     ctx,
                 )
             return rsh * eff_l / eff_w
-        for key in ("r", "res", "resistance"):
-            if key in p:
-                return p[key]
-        return None
+        return p.get("r")
 
     # -- V, I -----------------------------------------------------------------------------
     def _source(self, line: Line, ctx: _Ctx) -> None:
@@ -1193,7 +1271,7 @@ class _Parser:
             )
         nodes = (self._node(pos[0], ctx), self._node(pos[1], ctx))
         mname = pos[2]
-        key = self._diode_model(mname, line, ctx, name)
+        key, model_area = self._diode_model(mname, line, ctx, name)
         area: float | None = None
         for t in pos[3:]:
             if t == "off":
@@ -1212,7 +1290,7 @@ class _Parser:
         if "area" in kw:
             area = self._value(kw["area"], ctx, line, f"{name} area")
         if area is None:
-            area = 1.0
+            area = model_area  # ngspice: the model card's area is every instance's default
         if not area > 0:
             raise _err(f"{name}: area={area!r} must be positive", line, ctx)
         m = self._multiplier(kw, name, line, ctx)
@@ -1266,32 +1344,57 @@ class _Parser:
             params = self._diode_params(raw, name, card, ctx)
         elif mtype in ("r", "res"):
             mtype = "r"
-            for pname, tok in raw.items():
-                if pname not in _RES_MODEL_KNOWN:
-                    warnings.warn(
-                        f"{card.file}:{card.line}: model '{name}': "
-                        f"unknown parameter '{pname}' ignored",
-                        stacklevel=2,
-                    )
-                    continue
-                params[pname] = self._value(tok, ctx, card, f"model '{name}' {pname}")
-            for pname in ("r", "res", "rsh"):
-                if pname in params and params[pname] < 0:
-                    raise _err(f"model '{name}': negative {pname} is not supported", card, ctx)
+            params = self._resistor_params(raw, name, card, ctx)
         elif mtype in ("c", "l"):
+            known = _REACTIVE_MODEL_KNOWN[mtype]
             for pname, tok in raw.items():
+                if pname not in known:
+                    raise self._unknown_model_parameter(
+                        mtype, pname, _REACTIVE_MODEL_VALUE[mtype], known, name, card, ctx
+                    )
                 params[pname] = self._value(tok, ctx, card, f"model '{name}' {pname}")
         result = (mtype, params, key, card)
         cache[name] = result
         return result
 
+    def _unknown_model_parameter(
+        self, mtype: str, pname: str, read, others, name: str, card: Line, ctx: _Ctx
+    ) -> NetlistError:
+        """The refusal of a parameter name the model type does not have, with a suggestion
+        (taken first among the parameters that are ``read``, then among the ``others``)."""
+        kind = {"d": "diode", "r": "resistor", "c": "capacitor", "l": "inductor"}[mtype]
+        hint = _MODEL_HINTS.get((mtype, pname))
+        if hint is None:
+            close = difflib.get_close_matches(pname, sorted(read), n=1, cutoff=0.6)
+            close = close or difflib.get_close_matches(pname, sorted(others), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else None
+        return _err(
+            f"model '{name}': unknown {kind} model parameter '{pname}'"
+            + (f" ({hint})" if hint else ""),
+            card,
+            ctx,
+        )
+
+    def _read_params(
+        self, raw: dict[str, str], read: dict[str, str], name: str, card: Line, ctx: _Ctx
+    ) -> dict[str, float]:
+        """Evaluate the parameters named in ``read`` (alias -> canonical name); the others
+        must have been handled by the caller."""
+        p: dict[str, float] = {}
+        for pname, tok in raw.items():
+            canon = read.get(pname)
+            if canon is None:
+                continue
+            if canon in p:
+                raise _err(f"model '{name}': parameter {canon} given twice", card, ctx)
+            p[canon] = self._value(tok, ctx, card, f"model '{name}' {pname}")
+        return p
+
     def _diode_params(
         self, raw: dict[str, str], name: str, card: Line, ctx: _Ctx
     ) -> dict[str, float]:
-        p: dict[str, float] = {}
-        aliases = {"js": "is", "ib": "ibv"}
         for pname, tok in raw.items():
-            if pname in _DIODE_IGNORED:
+            if pname in _DIODE_IGNORED or pname in _DIODE_READ:
                 continue
             if pname in _DIODE_UNSUPPORTED:
                 if self._value(tok, ctx, card, f"model '{name}' {pname}") != 0:
@@ -1302,16 +1405,17 @@ class _Parser:
                         ctx,
                     )
                 continue
-            canon = aliases.get(pname, pname)
-            if canon not in ("is", "n", "rs", "bv", "ibv", "nbv", "level", "tnom"):
-                warnings.warn(
-                    f"{card.file}:{card.line}: model '{name}': unknown parameter '{pname}' ignored",
-                    stacklevel=2,
+            if pname in _DIODE_NEWER_ALIASES:
+                target = _DIODE_NEWER_ALIASES[pname]
+                raise _err(
+                    f"model '{name}': parameter {pname} is ignored by ngspice 39 (newer versions "
+                    f"read it as {target}): write {target}=",
+                    card,
+                    ctx,
                 )
-                continue
-            if canon in p:
-                raise _err(f"model '{name}': parameter {canon} given twice", card, ctx)
-            p[canon] = self._value(tok, ctx, card, f"model '{name}' {pname}")
+            others = {*_DIODE_IGNORED, *_DIODE_UNSUPPORTED}
+            raise self._unknown_model_parameter("d", pname, _DIODE_READ, others, name, card, ctx)
+        p = self._read_params(raw, _DIODE_READ, name, card, ctx)
         if p.get("level", 1.0) != 1.0:
             raise _err(
                 f"model '{name}': diode level={p['level']:g} is not implemented (only level 1)",
@@ -1322,14 +1426,42 @@ class _Parser:
             raise _err(
                 f"model '{name}': tnom={p['tnom']:g} is not implemented (only 27 C)", card, ctx
             )
-        for pname in ("is", "n", "ibv", "nbv", "bv"):
+        if p.get("temp", _TNOM) != _TNOM:
+            raise _err(f"model '{name}': temp other than 27 C is not implemented", card, ctx)
+        if p.get("dtemp", 0.0) != 0:
+            raise _err(f"model '{name}': dtemp other than 0 is not implemented", card, ctx)
+        for pname in ("is", "n", "ibv", "nbv", "bv", "area"):
             if pname in p and not p[pname] > 0:
                 raise _err(f"model '{name}': {pname}={p[pname]!r} must be positive", card, ctx)
         if p.get("rs", 0.0) < 0:
             raise _err(f"model '{name}': rs={p['rs']!r} must not be negative", card, ctx)
         return p
 
-    def _diode_model(self, mname: str, line: Line, ctx: _Ctx, name: str) -> str:
+    def _resistor_params(
+        self, raw: dict[str, str], name: str, card: Line, ctx: _Ctx
+    ) -> dict[str, float]:
+        for pname in raw:
+            if pname not in _RES_MODEL_READ and pname not in _RES_MODEL_IGNORED:
+                raise self._unknown_model_parameter(
+                    "r", pname, _RES_MODEL_READ, _RES_MODEL_IGNORED, name, card, ctx
+                )
+        p = self._read_params(raw, _RES_MODEL_READ, name, card, ctx)
+        for pname in ("r", "rsh", "resistance"):
+            if pname in p and p[pname] < 0:
+                raise _err(f"model '{name}': negative {pname} is not supported", card, ctx)
+        if p.get("m", 1.0) != 1.0:
+            raise _err(
+                f"model '{name}': m on a resistor model is ignored by ngspice: "
+                "give m= on the resistor line",
+                card,
+                ctx,
+            )
+        if "scale" in p and not p["scale"] > 0:
+            raise _err(f"model '{name}': scale={p['scale']!r} must be positive", card, ctx)
+        return p
+
+    def _diode_model(self, mname: str, line: Line, ctx: _Ctx, name: str) -> tuple[str, float]:
+        """The flattened name of the diode model ``mname`` and its default instance area."""
         found = self._find_model(mname, ctx)
         if found is None:
             raise _err(f"{name}: unknown diode model '{mname}'", line, ctx)
@@ -1349,7 +1481,7 @@ class _Parser:
                 nbv=p.get("nbv"),
                 location=Location(card.file, card.line),
             )
-        return key
+        return key, p.get("area", 1.0)
 
     # -- C, L -----------------------------------------------------------------------------
     def _reactive(self, line: Line, ctx: _Ctx) -> None:
@@ -1372,7 +1504,9 @@ class _Parser:
                         line,
                         ctx,
                     )
-                value = found[1].get(kind, None)
+                value = next(
+                    (found[1][k] for k in _REACTIVE_MODEL_VALUE[kind] if k in found[1]), None
+                )
                 rest = rest[1:]
         if rest:
             value = self._value(rest[0], ctx, line, name)
@@ -1571,10 +1705,6 @@ class _Parser:
                         line.file,
                         line.line,
                     )
-                if abs(stop - start) / abs(step) > _MAX_SWEEP_POINTS:
-                    raise NetlistError(
-                        f"'.dc {src}': more than {_MAX_SWEEP_POINTS} points", line.file, line.line
-                    )
                 if el.kind == "r" and (start <= 0 or stop <= 0):
                     raise NetlistError(
                         f"'.dc {src}': resistor sweep values must be positive",
@@ -1583,7 +1713,10 @@ class _Parser:
                     )
                 if len(sweeps) == 1 and sweeps[0].name == el.name:
                     raise NetlistError(f"'.dc': '{src}' swept twice", line.file, line.line)
-                sweeps.append(Sweep(el.name, start, stop, step, Location(line.file, line.line)))
+                sweep = Sweep(el.name, start, stop, step, Location(line.file, line.line))
+                check_sweep_points([sweep])  # before the second sweep is read
+                sweeps.append(sweep)
+            check_sweep_points(sweeps)
         return sweeps
 
 

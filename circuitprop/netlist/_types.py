@@ -10,7 +10,13 @@ import dataclasses
 import math
 from typing import Any
 
+from .._errors import NetlistError
+
 GROUND = "0"
+
+#: The most points a ``.dc`` sweep may have (nested sweeps: the product of the two counts).
+#: Every point is solved in one batch, so the whole sweep is in memory at once.
+MAX_SWEEP_POINTS = 1_000_000
 
 #: Element letters circuitprop understands at DC.
 KINDS = ("r", "v", "i", "d", "c", "l", "e", "f", "g", "h")
@@ -92,12 +98,56 @@ class Sweep:
     step: float
     location: Location | None = None
 
-    def values(self) -> list[float]:
-        """The swept values as ngspice produces them (inclusive of ``stop``)."""
+    def count(self) -> float:
+        """``len(self.values())`` without building the values: an integer, or ``math.inf``
+        when the step is too small for the count to be a float."""
         if self.step == 0:
-            return [self.start]
-        n = int(math.floor((self.stop - self.start) / self.step * (1 + 1e-12) + 1e-9)) + 1
-        return [self.start + k * self.step for k in range(max(n, 1))]
+            return 1
+        ratio = (self.stop - self.start) / self.step
+        if not math.isfinite(ratio):
+            return math.inf
+        return max(math.floor(ratio * (1 + 1e-12) + 1e-9) + 1, 1)
+
+    def values(self) -> list[float]:
+        """The swept values as ngspice produces them (inclusive of ``stop``).
+
+        **Raises:** :class:`~circuitprop._errors.NetlistError` for more than
+        :data:`MAX_SWEEP_POINTS` values (see :func:`check_sweep_points`).
+        """
+        check_sweep_points([self])
+        return [self.start + k * self.step for k in range(int(self.count()))]
+
+
+def sweep_points(sweeps: list[Sweep]) -> float:
+    """The number of points of a ``.dc`` sweep (nested sweeps: the product of the counts)."""
+    return math.prod(s.count() for s in sweeps)
+
+
+def sweep_description(sweeps: list[Sweep]) -> str:
+    """``'.dc v1': 11 points`` or ``'.dc v1 v2': 11 x 3 = 33 points``, for messages."""
+
+    def fmt(n: float) -> str:
+        return str(n) if n < 1e18 else "over 1e308" if n == math.inf else f"{n:.3g}"
+
+    names = " ".join(s.name for s in sweeps)
+    counts = [s.count() for s in sweeps]
+    if len(counts) == 1:
+        return f"'.dc {names}': {fmt(counts[0])} points"
+    return f"'.dc {names}': {' x '.join(fmt(n) for n in counts)} = {fmt(math.prod(counts))} points"
+
+
+def check_sweep_points(sweeps: list[Sweep]) -> None:
+    """Refuse a sweep of more than :data:`MAX_SWEEP_POINTS` points, before any is built.
+
+    **Raises:** :class:`~circuitprop._errors.NetlistError` at the ``.dc`` line, naming each
+    source and its point count.
+    """
+    if sweeps and not sweep_points(sweeps) <= MAX_SWEEP_POINTS:
+        raise NetlistError.at(
+            f"{sweep_description(sweeps)}, more than the {MAX_SWEEP_POINTS} a sweep may have "
+            "(all points are solved in one batch)",
+            sweeps[0].location,
+        )
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Circuits as a client of the general bilevel engine (:mod:`circuitprop.bilevel`).
+"""Circuits as a generic energy problem (the API of :mod:`circuitprop.bilevel`).
 
 :func:`circuit_energy_problem` turns a learning :class:`~circuitprop.learn._phases.Problem`
 into a :class:`circuitprop.bilevel.EnergyProblem`:
@@ -32,10 +32,9 @@ from .._energy import energy as _circuit_energy
 from .._energy import node_voltages
 from .._errors import ExperimentError
 
-# the submodules, not the package: circuitprop.bilevel imports circuitprop.learn
-from ..bilevel._physical import EnergyPhysicalSystem
-from ..bilevel._problem import EnergyProblem
+from ._generic import EnergyProblem
 from ._phases import Problem, cost, output_voltages, solve_free, values_for
+from ._physical import EnergyPhysicalSystem
 
 __all__ = ["circuit_energy_problem", "CircuitPhysicalSystem", "circuit_free_state", "circuit_agnostic_eta"]
 
