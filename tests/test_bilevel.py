@@ -121,9 +121,9 @@ def test_agnostic_gradient_matches_implicit(setup, variant):
     g = flat(r.grad)
     assert cosine(g, gi) >= 0.99
     assert relerr(g, gi) < 0.1  # bias O(η): 6% at η = 0.01 on this energy
-    # the implied gradient is the update the physics performed
-    b1, b2 = bl.agnostic_phases(variant, 0.01)
-    np.testing.assert_allclose(flat(r.theta), flat(theta) - 0.01 * (b2 - b1) * g, atol=1e-14)
+    # the physics performed the update: the system holds θ_{t+1}, and it lowers the loss
+    np.testing.assert_array_equal(flat(system.measure_theta()), flat(r.theta))
+    assert float(bl.loss(prob, r.theta, x, y)) < float(bl.loss(prob, theta, x, y))
 
 
 def test_black_box_energy_trains_by_agnostic_ep(setup):
@@ -168,3 +168,15 @@ def test_bad_names_raise(setup):
         bl.agnostic_phases("hopeful", 0.1)
     with pytest.raises(ValueError):
         bl.relax(prob, theta, x, y, 0.0, solver="lbfgs")
+
+
+def test_holomorphic_ep_is_exact_at_a_large_nudge(setup):
+    """Complex nudges on a circle (holomorphic-N): the first Fourier coefficient of ∂θE is
+    the gradient up to O(β^N), far below centered EP's O(β²) at the same β."""
+    prob, theta, x, y, gi = setup
+    cen = bl.ep_gradient(prob, theta, x, y, beta=0.2, estimator="centered")
+    hol = bl.ep_gradient(prob, theta, x, y, beta=0.2, estimator="holomorphic-8")
+    assert bool(hol.converged) and bool(cen.converged)
+    e_cen, e_hol = relerr(flat(cen.grad), gi), relerr(flat(hol.grad), gi)
+    assert e_cen > 1e-3
+    assert e_hol < 5e-7  # measured 6.4e-8 (centered: 8.3e-3)

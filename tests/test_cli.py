@@ -73,3 +73,32 @@ def test_missing_and_binary_files(tmp_path, capsys):
     binary.write_bytes(bytes(range(256)) * 4)
     assert main(["op", str(binary)]) == 2
     assert "bin.cir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "dc, expect",
+    [
+        (".dc v1 0 10 1e-12", "'.dc v1': 10000000000011 points, more than the 1000000"),
+        (".dc v1 0 5 1e-3 i1 0 1m 1e-6", "'.dc v1 i1': 5001 x 1001 = 5006001 points"),
+    ],
+)
+def test_dc_sweep_over_the_cap_exits_2_naming_the_dc_line(tmp_path, capsys, dc, expect):
+    deck = tmp_path / "sweep.cir"
+    deck.write_text(f"sweep\nv1 a 0 1\ni1 0 a 1m\nr1 a 0 1k\n{dc}\n.end\n")
+    assert main(["dc", str(deck)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{deck}:5: {expect}")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_dc_sweep_over_the_memory_cap_exits_2(tmp_path, capsys):
+    from circuitprop.builders import random_network
+
+    deck = tmp_path / "big.cir"
+    text = random_network(300, seed=2).replace(".op", ".dc v1 0 5 1e-5")
+    deck.write_text(text)
+    line = text.splitlines().index(".dc v1 0 5 1e-5") + 1
+    assert main(["dc", str(deck), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{deck}:{line}: '.dc v1': 500001 points would need about ")
+    assert "more than the 8 GiB a sweep may take" in err and len(err.strip().splitlines()) == 1

@@ -11,7 +11,8 @@ import pytest
 from netlist_helpers import deck, raises, values
 
 from circuitprop._errors import CircuitpropError, NetlistError
-from circuitprop.netlist import Sweep, load, parse
+from circuitprop.netlist import Location, NetlistError, Sweep, load, parse
+from circuitprop.netlist._types import MAX_SWEEP_POINTS, check_sweep_points, sweep_points
 
 # ---------------------------------------------------------------------------------------------
 # .param
@@ -483,7 +484,11 @@ def test_dc_forms():
         (".dc v1 0 1 0", ("step is zero",)),
         (".dc v1 0 1 -0.5", ("goes away from stop",)),  # ngspice 39 produces nothing
         (".dc v1 1 0 0.5", ("goes away from stop",)),
-        (".dc v1 0 1 1e-9", ("more than 10000000 points",)),
+        (".dc v1 0 1 1e-9", ("'.dc v1': 1000000001 points, more than the 1000000",)),
+        (".dc v1 0 1 1e-6", ("'.dc v1': 1000001 points, more than the 1000000",)),
+        (".dc v1 0 10 1e-320", ("'.dc v1': over 1e308 points",)),
+        (".dc v1 0 1 1e-3 r1 1 1k 1", ("'.dc v1 r1': 1001 x 1000 = 1001000 points",)),
+        (".dc v1 0 1 1e-9 r1 1 1k 1", ("'.dc v1': 1000000001 points",)),  # before r1 is read
         (".dc v1 0 1", ("expects SRC START STOP STEP",)),
         (".dc v1 0 1 0.1 r1 1k", ("expects SRC START STOP STEP",)),
         (".dc temp 0 50 25", ("temperature sweeps",)),
@@ -495,6 +500,29 @@ def test_dc_forms():
 )
 def test_dc_errors(dc, fragments):
     raises(f"V1 a 0 1\nR1 a 0 1k\nC1 a 0 1p\n{dc}\n", *fragments, line=5)
+
+
+def test_sweep_point_cap():
+    # exactly at the cap: accepted, and the count is known without building the values
+    nl = deck("V1 a 0 1\nR1 a 0 1k\n.dc v1 0 1 1e-3 r1 1 999 1\n")
+    assert [s.count() for s in nl.dc] == [1001, 999] and sweep_points(nl.dc) == 999999
+    nl = deck("V1 a 0 1\nR1 a 0 1k\n.dc v1 1e-6 1 1e-6\n")
+    assert nl.dc[0].count() == MAX_SWEEP_POINTS == len(nl.dc[0].values())
+    # a Sweep built by hand is refused the same way before its values are built
+    with pytest.raises(NetlistError, match=r"^deck.cir:7: '.dc v1': 10000000000011 points"):
+        Sweep("v1", 0.0, 10.0, 1e-12, Location("deck.cir", 7)).values()
+    with pytest.raises(NetlistError, match=r"'.dc v1 i1': 2001 x 1001 = 2003001 points"):
+        check_sweep_points([Sweep("v1", 0, 2, 1e-3), Sweep("i1", 0, 1, 1e-3)])
+
+
+@pytest.mark.parametrize(
+    "start, stop, step",
+    [(0.0, 1.0, 0.1), (2.0, 0.0, -0.5), (0.0, 1.0, 0.3), (1e3, 2e3, 7.0), (0.0, 1e-3, 1e-6),
+     (-5.0, 5.0, 0.01), (0.1, 0.7, 0.2), (1.0, 1.0, 1.0)],
+)
+def test_sweep_count_is_the_number_of_values(start, stop, step):
+    s = Sweep("v1", start, stop, step)
+    assert s.count() == len(s.values())
 
 
 def test_two_dc_lines_are_refused():

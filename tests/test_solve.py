@@ -131,3 +131,50 @@ def test_controlled_sources_use_kcl_newton():
     assert op.currents["vs"] == pytest.approx(ix, rel=1e-12)
     assert op.voltages["f"] == pytest.approx(2 * ix * 1e3, rel=1e-12)
     assert op.voltages["h"] == pytest.approx(100 * ix, rel=1e-12)
+
+
+def test_sweep_over_the_memory_cap_is_refused_before_any_point_is_built(tmp_path, monkeypatch):
+    import circuitprop._api as api
+    from circuitprop.netlist import NetlistError
+
+    def no_batch(*args, **kwargs):
+        raise AssertionError("the batch was built")
+
+    monkeypatch.setattr(api, "sweep_values", no_batch)
+    text = random_network(200, seed=1).replace(".op", ".dc v1 0 5 1e-5 v2 0 1 0.5")
+    deck = tmp_path / "big.cir"
+    deck.write_text(text)
+    line = text.splitlines().index(".dc v1 0 5 1e-5 v2 0 1 0.5") + 1
+    with pytest.raises(NetlistError) as info:
+        circuitprop.dc_sweep(deck)
+    err = info.value
+    assert (err.file, err.line) == (str(deck), line)
+    assert err.message.startswith("'.dc v1 v2': 500001 x 3 = 1500003 points")
+    assert "more than the 1000000 a sweep may have" in err.message
+    # under the point cap but over the memory cap: the estimate names the counts and the size
+    deck.write_text(text.replace(".dc v1 0 5 1e-5 v2 0 1 0.5", ".dc v1 0 5 1e-5"))
+    with pytest.raises(NetlistError) as info:
+        circuitprop.dc_sweep(deck)
+    assert (info.value.file, info.value.line) == (str(deck), line)
+    assert info.value.message.startswith("'.dc v1': 500001 points would need about ")
+    assert "GiB, more than the 8 GiB a sweep may take" in info.value.message
+
+
+def test_sweep_memory_estimate():
+    import circuitprop._api as api
+
+    # the estimate is linear in the points; a million points of a small deck are allowed
+    circuit, info = circuitprop.prepare("t\nv1 a 0 1\nr1 a b 1k\nd1 b 0 dm\n.model dm D\n"
+                                        ".dc v1 1e-6 1 1e-6\n.end\n")
+    options = NewtonOptions()
+    one = api.sweep_bytes(circuit, info, options, 1)
+    assert api.sweep_bytes(circuit, info, options, 10**6) == pytest.approx(1e6 * one, rel=1e-15)
+    # 128 bytes per unknown, element value (r1, v1) and reported output (a, b, current of v1)
+    assert circuit.n_u == 1 and one == 128 * (1 + 2 + 3)
+    api.check_sweep_size(circuit, info, options)
+    # a dense MNA Jacobian counts n^2 entries per point
+    circuit, info = circuitprop.prepare("t\nv1 a 0 1\nr1 a 0 1k\ne1 b 0 a 0 2\nr2 b 0 1k\n.end\n")
+    n = circuit.n_nodes + circuit.n_br
+    entries = 128 * (2 + 1 + 2 + 2 + n)  # r1 r2, v1, nodes a b, currents v1 e1, unknowns
+    assert api.sweep_bytes(circuit, info, api.MnaOptions(), 1) == entries + 48 * n * n
+    assert api.sweep_bytes(circuit, info, api.MnaOptions(dense_limit=1), 1) == entries
