@@ -122,7 +122,7 @@ def run_backprop(name: str, epochs: int | None) -> dict:
 
 
 def run(name: str, rule: str, epochs: int | None, workdir: Path) -> dict:
-    from circuitprop._train import train
+    from circuitprop.learn import train
 
     exp = REPO / "examples" / name / "experiment.toml"
     t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def _cmd_gradcheck(args) -> int:
 
 def _cmd_train(args) -> int:
     from ._errors import ExperimentError
-    from ._train import train
+    from .learn import train
 
     if args.epochs is not None and args.epochs < 0:
         raise ExperimentError(f"--epochs: expected an integer >= 0, got {args.epochs}")

@@ -60,6 +60,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ._errors import ExperimentError
 
+# the names of rules, estimators and losses live in the learning engine's one table
+from ._estimators import AGNOSTIC_VARIANTS, LOSSES, RULES, estimator_names, is_estimator
+from ._estimators import ESTIMATORS as _ESTIMATOR_TABLE
+
 __all__ = [
     "Experiment",
     "DataSettings",
@@ -76,10 +80,6 @@ __all__ = [
     "LOSSES",
     "OPTIMIZERS",
 ]
-
-# the names of rules, estimators and losses live in the learning engine's one table
-from .learn._estimators import AGNOSTIC_VARIANTS, LOSSES, RULES, estimator_names, is_estimator  # noqa: E402
-from .learn._estimators import ESTIMATORS as _ESTIMATOR_TABLE  # noqa: E402
 
 #: the fixed estimator names (``holomorphic-N`` is accepted as well)
 ESTIMATORS = tuple(_ESTIMATOR_TABLE)

@@ -535,4 +535,4 @@ def test_ngspice_xpressn_regression_deck():
     pairs = [(k, k[:-2] + "_g") for k in v if k.endswith("_t") and k[:-2] + "_g" in v]
     assert len(pairs) > 100
     for t, g in pairs:
-        assert v[t] == pytest.approx(v[g], rel=1e-12, abs=1e-15), t
+        assert v[t] == pytest.approx(v[g], rel=5e-15, abs=1e-15), t  # measured 5.6e-16

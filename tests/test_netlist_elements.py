@@ -197,7 +197,7 @@ def test_source_values(spec, value, letter):
 def test_current_source_direction_and_multiplier():
     nl = deck("I1 0 out 1u\nI2 0 out 1u m=3\nR1 out 0 1k\n")
     assert nl.element("i1").nodes == ("0", "out")
-    assert nl.element("i2").value == pytest.approx(3e-6)
+    assert nl.element("i2").value == pytest.approx(3e-6, rel=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -425,7 +425,7 @@ def test_diode_model_location():
 def test_reactive_elements(card, kind, value):
     el = deck(card + "\n").elements[0]
     assert (el.kind, el.nodes) == (kind, ("a", "0"))
-    assert el.value == pytest.approx(value)
+    assert el.value == pytest.approx(value, rel=1e-15)
 
 
 def test_reactive_model_forms():

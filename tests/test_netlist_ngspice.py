@@ -293,7 +293,7 @@ def test_lines_match_ngspice(tmp_path):
     r = {e.name: e.value for e in ours.elements}
     assert (r["r3"], r["r5"], r["r6"]) == (1e3, 2e3, 3e3)
     g_b = 1 / r["r1"] + 1 / r["r2"] + 1 / (r["r3"] + r["r4"])
-    assert close(1 / r["r1"] / g_b, ref["v(b)"], 1e-12)
+    assert close(1 / r["r1"] / g_b, ref["v(b)"], 1e-14)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +414,7 @@ def test_resistor_values_match_ngspice(tmp_path):
     ours = parse(text)
     ref = run_ngspice(text, tmp_path)
     for k, s in enumerate(RESISTORS):
-        assert close(-1 / ours.element(f"r{k}").value, ref[f"i(v{k})"], 1e-13), s
+        assert close(-1 / ours.element(f"r{k}").value, ref[f"i(v{k})"], 3e-15), s
 
 
 DIODES = [
@@ -441,7 +441,7 @@ def test_diode_cards_match_ngspice(tmp_path, card, inst):
     # forward region with RS = 0: I = IS (exp(V/(N Vt)) - 1) + GMIN V
     v = m.n * VT * math.log(1e-3 / is_eff + 1)
     v -= ours.gmin * v / (is_eff / (m.n * VT) * math.exp(v / (m.n * VT)))  # one Newton step
-    assert math.isclose(v, ref["v(a)"], rel_tol=1e-9), (v, ref["v(a)"])
+    assert math.isclose(v, ref["v(a)"], rel_tol=3e-15), (v, ref["v(a)"])  # measured 4.3e-16
 
 
 def test_controlled_sources_match_ngspice(tmp_path):

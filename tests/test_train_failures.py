@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import circuitprop
-import circuitprop._train as train_mod
+import circuitprop.learn._train as train_mod
 import circuitprop.learn._rules as rules_mod
 from circuitprop.cli import main
 
@@ -91,8 +91,14 @@ def test_initial_network_that_does_not_solve_stops_before_training(tmp_path):
     line = _one_line(r.stderr)
     assert line.startswith(f"{exp}: the initial network does not solve 3 of 4 training samples "
                            "(training samples 1, 2, 3)"), line
-    assert "nothing was trained" in line
-    assert not (out / "metrics.json").exists() and not (out / "checkpoint.npz").exists()
+    assert "nothing was trained" in line and f"{out / 'checkpoint.npz'} holds the initial" in line
+    assert not (out / "metrics.json").exists()
+    # the initial state is kept as a loadable checkpoint (epoch 0), and resuming from it
+    # stops the same way
+    meta, arrays = _checkpoint(out)
+    assert meta["epoch"] == 0 and np.all(np.isfinite(arrays["params"]))
+    r = _cli("train", exp, "--out", out, "--no-progress", "--resume")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 def test_diverging_run_stops_and_keeps_the_last_good_epoch(tmp_path):
@@ -136,7 +142,7 @@ def _patched_rule(monkeypatch, how: str):
         grad = jnp.full_like(r.grad, -1e300)  # "update": the step overflows to +inf
         return rules_mod.RuleOutput(grad=grad, loss=r.loss, out=r.out, ok=r.ok, u=r.u)
 
-    monkeypatch.setattr(rules_mod, "sample_gradient", patched)
+    monkeypatch.setattr(train_mod, "sample_gradient", patched)
 
 
 @pytest.mark.parametrize(

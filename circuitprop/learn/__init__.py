@@ -54,10 +54,5 @@ from ._rules import RuleConfig as RuleConfig
 from ._rules import RuleOutput as RuleOutput
 from ._rules import rule_config as rule_config
 from ._rules import sample_gradient as sample_gradient
-
-
-def train(*args, **kwargs):
-    """Train an experiment; see :func:`circuitprop._train.train`."""
-    from .._train import train as _train
-
-    return _train(*args, **kwargs)
+from ._train import TrainResult as TrainResult
+from ._train import train as train

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from .._errors import ConvergenceError, ExperimentError
+from ..experiment import load_experiment
 from ._exact import exact_gradient, finite_difference
 from ._measure import from_settings
 from ._phases import problem_from_experiment
@@ -120,8 +121,6 @@ def gradcheck(experiment, sample: int = 0, rule: str | None = None,
     **Raises:** :class:`ExperimentError` for a bad sample index or settings,
     :class:`ConvergenceError` when a phase does not converge.
     """
-    from ..experiment import load_experiment
-
     if not hasattr(experiment, "learning"):
         experiment = load_experiment(experiment)
     learn = experiment.learning

@@ -28,12 +28,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from .._api import as_netlist
 from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
 from .._energy import Nudge, OutputCost, node_voltages, to_u
 from .._errors import ExperimentError, NetlistError
+from .._graph import check_topology
 from .._losses import LOSSES, loss_value
 from .._solve._newton import Newton, NewtonOptions, circuit_newton
 from .._solve._result import Solution
+from ..experiment import check_names
+from ..netlist._types import Element
 
 __all__ = [
     "Problem",
@@ -104,7 +108,6 @@ class ProblemInfo:
 
 
 def _clamped_netlist(netlist, outputs):
-    from ..netlist._types import Element
 
     extra = [
         Element(kind="v", name=f"vclamp#{k}", nodes=(p, m), value=0.0)
@@ -130,8 +133,6 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
 
     **Raises:** :class:`NetlistError` for unknown names or a deck with controlled sources.
     """
-    from .._api import as_netlist
-    from .._graph import check_topology
 
     if loss not in LOSSES:
         raise ExperimentError(f"loss must be one of {', '.join(LOSSES)} (got {loss!r})")
@@ -187,7 +188,6 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
 def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = TIGHT):
     """:func:`make_problem` from an :class:`~circuitprop.experiment.Experiment` (parses and
     checks the deck unless ``netlist`` is given)."""
-    from ..experiment import check_names
 
     if netlist is None:
         netlist = experiment.load_netlist()

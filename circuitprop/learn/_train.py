@@ -46,8 +46,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._errors import CircuitpropError, ConvergenceError, ExperimentError
-from ._solve._newton import NewtonOptions
+from .._errors import CircuitpropError, ConvergenceError, ExperimentError
+from .._solve._newton import NewtonOptions
+from ..experiment import load_experiment
+from ..export import write_spice
+from ._exact import loss_at
+from ._measure import from_settings
+from ._phases import problem_from_experiment
+from ._rules import rule_config, sample_gradient
 
 __all__ = ["train", "TrainResult", "evaluate", "CHECKPOINT_FORMAT"]
 
@@ -95,7 +101,6 @@ def _listed(indices) -> str:
 
 
 def _make_eval(prob):
-    from .learn._exact import loss_at
 
     def one(theta, x, y, u0):
         loss, o, sol = loss_at(prob, theta, x, y, u0)
@@ -365,11 +370,6 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     solve a final evaluation sample). Failing steps leave ``checkpoint.npz`` at the last
     completed epoch and ``trained.cir`` with its conductances, and write no ``metrics.json``.
     """
-    from .experiment import load_experiment
-    from .export import write_spice
-    from .learn._measure import from_settings
-    from .learn._phases import problem_from_experiment
-    from .learn._rules import rule_config, sample_gradient
 
     if not hasattr(experiment, "learning"):
         experiment = load_experiment(experiment)
@@ -467,13 +467,16 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     else:
         # every sample's first free state: a cold (SPICE-initialised) solve
         loss0, _, ok0 = evaluate(eval_fn, params * unit, xtr, ytr, u_cache)
+        # the initial state is the last good state even when it does not solve: keep it
+        # (its warm starts hold only the samples that converged)
+        save_checkpoint(0)
         if not ok0.all():
             badi = np.nonzero(~ok0)[0]
             raise ConvergenceError(
                 f"{exp.path}: the initial network does not solve {len(badi)} of {n_train} "
                 f"training samples (training samples {_listed(badi)}): the free phase did not "
-                "converge before training; nothing was trained")
-        save_checkpoint(0)
+                f"converge before training; nothing was trained, {ckpt} holds the initial "
+                "state")
     # results of an earlier run in this folder no longer describe the checkpoint
     for stale in ("metrics.json", "learning_curve.png"):
         try:
