@@ -120,7 +120,7 @@ def test_exact_gradient_vs_ngspice(bias14):
         c = cosine(bias14["exact"][k], bias14["fd"][k])
         assert c >= 0.99999, (k, c)
         # hardening: the two agree to ngspice's FD accuracy, far below the acceptance bound
-        assert _rel(bias14["exact"][k], bias14["fd"][k]) < 1e-6, k
+        assert _rel(bias14["exact"][k], bias14["fd"][k]) < 3e-8, k  # measured 3.5e-9
 
 
 def test_centered_ep_vs_ngspice(bias14):
@@ -128,13 +128,13 @@ def test_centered_ep_vs_ngspice(bias14):
     assert ok.all()
     for k in range(len(est)):
         c = cosine(est[k], bias14["fd"][k])
-        assert c >= 0.9999, (k, c)
-        assert _rel(est[k], bias14["fd"][k]) < 1e-5, k
+        assert c >= 1 - 1e-13, (k, c)  # measured 1 - 1.0e-14
+        assert _rel(est[k], bias14["fd"][k]) < 3e-6, k  # measured 4.4e-7
 
 
 def test_forward_estimators_gain_per_point(bias14):
     errs_fd, errs_ex = [], []
-    for p in (2, 3, 4):
+    for p in (2, 3, 4, 5):
         est, ok = _rule(bias14, estimator=f"forward-{p}", beta=2e-5)
         assert ok.all(), p
         errs_fd.append([_rel(est[k], bias14["fd"][k]) for k in range(len(est))])
@@ -142,6 +142,7 @@ def test_forward_estimators_gain_per_point(bias14):
     for errs in (np.asarray(errs_fd), np.asarray(errs_ex)):
         assert np.all(errs[0] / errs[1] >= 3), errs
         assert np.all(errs[1] / errs[2] >= 3), errs
+        assert np.all(errs[2] / errs[3] >= 3), errs  # forward-5: measured 6.8e-7 vs 1.3e-5
 
 
 def test_coupled_vs_ngspice(bias14):
@@ -153,7 +154,7 @@ def test_coupled_vs_ngspice(bias14):
         c = cosine(est[k], bias14["fd"][k])
         assert c >= 0.95, (k, c)
         # the clamped phase is ngspice's: the same estimate from ngspice's two solves
-        assert _rel(est[k], s["coupled"]) < 1e-7, k
+        assert _rel(est[k], s["coupled"]) < 3e-12, k  # measured 3.2e-13
 
 
 def test_agnostic_vs_ngspice(bias14):
@@ -162,7 +163,9 @@ def test_agnostic_vs_ngspice(bias14):
         assert ok.all(), estimator
         for k in range(len(est)):
             c = cosine(est[k], bias14["fd"][k])
-            assert c >= 0.99, (estimator, k, c)
+            # the acceptance bar is 0.99; measured 1 - 8.2e-6 (bias O(eta) at eta = 1e-6)
+            assert c >= 1 - 8e-5, (estimator, k, c)
+            assert _rel(est[k], bias14["fd"][k]) < 0.03, (estimator, k)  # measured 5.2e-3
 
 
 def test_agnostic_default_compliance_vs_ngspice(bias14):
@@ -171,9 +174,11 @@ def test_agnostic_default_compliance_vs_ngspice(bias14):
     est, ok = _rule(bias14, rule="agnostic", estimator="centered", beta=1e-6)
     assert ok.all()
     for k in range(len(est)):
-        assert cosine(est[k], bias14["fd"][k]) >= 0.999, k
+        # the acceptance bar is 0.99; measured 1 - 1.2e-9 and relative error 7.1e-5
+        assert cosine(est[k], bias14["fd"][k]) >= 1 - 1e-8, k
+        assert _rel(est[k], bias14["fd"][k]) < 7e-4, k
     g = gradcheck(bias14["exp"], sample=2, rule="agnostic")
-    assert cosine(np.asarray(g.estimate), bias14["fd"][2]) >= 0.999
+    assert cosine(np.asarray(g.estimate), bias14["fd"][2]) >= 1 - 1e-8
 
 
 def test_agnostic_large_compliance_is_not_converged(bias14):

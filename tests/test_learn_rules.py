@@ -59,30 +59,34 @@ def _estimate(prob, theta, x, y, **kw):
 
 def test_exact_matches_finite_differences(rd):
     _, _, g_ex, fd = rd
-    assert cosine(g_ex, fd) > 0.9999999
-    np.testing.assert_allclose(g_ex, fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
+    assert cosine(g_ex, fd) > 1 - 1e-14  # measured 1 - 0
+    # measured max |exact - fd| = 1.0e-10 of the largest entry (fd's own accuracy)
+    np.testing.assert_allclose(g_ex, fd, rtol=0, atol=1e-9 * np.abs(fd).max())
 
 
 def test_exact_recurrent_backprop_agrees_with_cg(rd):
     prob, theta, g_ex, _ = rd
     g_rbp = np.asarray(jax.jit(lambda t: exact_gradient(prob, t, X_RD, Y_RD, "rbp")[0])(theta))
-    np.testing.assert_allclose(g_rbp, g_ex, rtol=1e-8, atol=1e-10 * np.abs(g_ex).max())
+    # measured 3.9e-15 of the largest entry
+    np.testing.assert_allclose(g_rbp, g_ex, rtol=0, atol=1e-13 * np.abs(g_ex).max())
 
 
 def test_centered_ep_small_beta(rd):
     prob, theta, g_ex, fd = rd
     est = _estimate(prob, theta, X_RD, Y_RD, estimator="centered", beta=1e-6)
-    assert cosine(est, g_ex) > 0.99999
-    assert np.linalg.norm(est - fd) / np.linalg.norm(fd) < 1e-4
+    assert cosine(est, g_ex) > 1 - 3e-12  # measured 1 - 3.2e-13
+    assert np.linalg.norm(est - fd) / np.linalg.norm(fd) < 5e-6  # measured 8.4e-7
 
 
 def test_forward_estimators_gain_an_order_per_point(rd):
     prob, theta, _, fd = rd
     errs = []
-    for p in (2, 3, 4):
+    for p in (2, 3, 4, 5):
         est = _estimate(prob, theta, X_RD, Y_RD, estimator=f"forward-{p}", beta=2e-5)
         errs.append(np.linalg.norm(est - fd) / np.linalg.norm(fd))
-    assert errs[0] / errs[1] >= 3 and errs[1] / errs[2] >= 3, errs
+    # measured 1.5e-2, 6.3e-4, 4.2e-5, 3.4e-6: each point gains more than 10x
+    assert all(a / b >= 5 for a, b in zip(errs, errs[1:])), errs
+    assert errs[3] < 3e-5, errs
 
 
 def test_one_sided_estimators_converge_linearly(rd):
@@ -98,7 +102,7 @@ def test_one_sided_estimators_converge_linearly(rd):
 def test_coupled_direction(rd):
     prob, theta, g_ex, _ = rd
     est = _estimate(prob, theta, X_RD, Y_RD, rule="coupled", eta=0.1)
-    assert cosine(est, g_ex) > 0.95
+    assert cosine(est, g_ex) > 0.99  # measured 0.9984
 
 
 def test_linear_network_two_outputs():
@@ -108,9 +112,9 @@ def test_linear_network_two_outputs():
     x, y = jnp.asarray([0.8, -0.3]), jnp.asarray([0.1, 0.05])
     g_ex = np.asarray(jax.jit(exact_gradient)(prob, theta, x, y)[0])
     fd = np.asarray(jax.jit(finite_difference)(prob, theta, x, y)[0])
-    assert cosine(g_ex, fd) > 0.9999999
+    assert cosine(g_ex, fd) > 1 - 1e-14
     est = _estimate(prob, theta, x, y, estimator="centered", beta=1e-6)
-    assert cosine(est, g_ex) > 0.99999
+    assert cosine(est, g_ex) > 1 - 1e-11  # measured 1 - 8.6e-13
 
 
 def test_cross_entropy_ep_matches_exact():
@@ -121,9 +125,9 @@ def test_cross_entropy_ep_matches_exact():
     x, y = jnp.asarray([0.8, -0.3]), jnp.asarray([0.0, 1.0])
     g_ex = np.asarray(jax.jit(exact_gradient)(prob, theta, x, y)[0])
     fd = np.asarray(jax.jit(finite_difference)(prob, theta, x, y)[0])
-    assert cosine(g_ex, fd) > 0.9999999
+    assert cosine(g_ex, fd) > 1 - 1e-14
     est = _estimate(prob, theta, x, y, estimator="centered", beta=1e-6, loss="cross-entropy")
-    assert cosine(est, g_ex) > 0.99999
+    assert cosine(est, g_ex) > 1 - 1e-12  # measured 1 - 5.3e-14
 
 
 def test_measurement_model_quantises_and_is_seeded():
@@ -149,5 +153,5 @@ def test_noisy_measurements_degrade_ep(rd):
     noisy = _estimate(prob, theta, X_RD, Y_RD, estimator="centered", beta=1e-5,
                       measurement=MeasurementModel(noise_std=1e-6))
     c_ideal, c_noisy = cosine(ideal, g_ex), cosine(noisy, g_ex)
-    assert c_ideal > 0.999
+    assert c_ideal > 1 - 3e-8  # measured 1 - 3.2e-9
     assert c_noisy < c_ideal

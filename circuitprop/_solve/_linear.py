@@ -161,3 +161,17 @@ def gmres_solve(matvec: Callable, b, rtol: float = 1e-12, restart: int = 50,
     solver = lx.GMRES(rtol=rtol, atol=0.0, restart=restart, max_steps=maxiter)
     sol = lx.linear_solve(op, b, solver, throw=False)
     return sol.value, jnp.asarray(sol.stats.get("num_steps", 0)), _from_lineax(sol)
+
+
+def largest_eigenvalue(matvec: Callable, n: int, dtype, precond: Callable | None = None,
+                       iterations: int = 50):
+    """An estimate of the largest eigenvalue of ``M⁻¹A`` (power iteration from the
+    all-ones vector), e.g. to choose the Richardson step ``ω``."""
+    apply_ = precond if precond is not None else (lambda r: r)
+
+    def power(_, v):
+        w = apply_(matvec(v))
+        return w / jnp.maximum(jnp.linalg.norm(w), 1e-300)
+
+    v = jax.lax.fori_loop(0, iterations, power, jnp.ones((n,), dtype) / jnp.sqrt(max(n, 1)))
+    return jnp.linalg.norm(apply_(matvec(v)))

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from .._energy import OutputCost, energy, hessian_parts, hvp, node_voltages
+from .._solve._fixed_point import fixed_point
 from .._solve._result import RESULTS, Solution
 from ._engine import EquilibriumProblem, Phase, Reading
 from ._measure import MeasurementModel
@@ -130,23 +131,19 @@ class CircuitPhysics(eqx.Module):
         prob, eta = self.eq.prob, self.eta
         tol = 4 * jnp.finfo(theta0.dtype).eps * jnp.max(jnp.abs(knobs))
 
-        def cond(s):
-            _, _, k, move, ok = s
-            return (k < self.alternations) & (move > tol) & ok
-
-        def body(s):
-            u, theta, k, _, _ = s
+        def alternate(p):
+            # the state settles at the present conductances, then the conductances settle
+            # under the force the state exerts on them (E is linear in each conductance)
+            u, theta = p
             ph = self.eq.solve(theta, self.x, self.y, beta, u, self.warm)
             theta_new = knobs - eta * theta_force(prob, ph.state, theta, self.x)
-            move = jnp.max(jnp.abs(theta_new - theta), initial=0.0)
             ok = ph.ok & jnp.all(jnp.isfinite(theta_new)) & jnp.all(theta_new > 0)
-            return ph.state, jnp.where(ok, theta_new, theta), k + 1, move, ok
+            return (ph.state, theta_new), jnp.max(jnp.abs(theta_new - theta), initial=0.0), ok
 
-        init = (u0, theta0, jnp.asarray(0), jnp.asarray(jnp.inf, theta0.dtype), jnp.asarray(True))
-        u, theta, _, move, ok = jax.lax.while_loop(cond, body, init)
+        (u, theta), _, result = fixed_point(alternate, (u0, theta0), tol, self.alternations)
         # the state at the final conductances
         ph = self.eq.solve(theta, self.x, self.y, beta, u, self.warm)
-        return (ph.state, theta), ok & ph.ok & (move <= tol)
+        return (ph.state, theta), (result == RESULTS.successful) & ph.ok
 
     def measure_theta(self, physics):
         return physics[1]

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .._errors import ExperimentError
-from .._solve._linear import jacobi, pcg, richardson
+from .._solve._linear import jacobi, largest_eigenvalue, pcg, richardson
 from .._solve._result import RESULTS
 from ._estimators import estimator_points
 
@@ -168,15 +168,7 @@ def implicit_gradient(eq: EquilibriumProblem, theta, x, y, state, *, method: str
     if method == "cg":
         pi, its, res = pcg(matvec, rhs, precond, atol, maxiter)
     elif method == "rbp":
-        apply_ = precond if precond is not None else (lambda r: r)
-        n = rhs.shape[0]
-
-        def power(_, v):
-            w = apply_(matvec(v))
-            return w / jnp.maximum(jnp.linalg.norm(w), 1e-300)
-
-        v = jax.lax.fori_loop(0, 50, power, jnp.ones_like(rhs) / jnp.sqrt(max(n, 1)))
-        lam = jnp.linalg.norm(apply_(matvec(v)))
+        lam = largest_eigenvalue(matvec, rhs.shape[0], rhs.dtype, precond)
         omega = 1.6 / (1.05 * jnp.maximum(lam, 1e-300))
         pi, its, res = richardson(matvec, rhs, precond, atol, maxiter, omega)
     else:

@@ -1,0 +1,42 @@
+"""Fixed-point iteration ``x ← step(x)`` until it stops moving: the solver of relaxations
+made of alternating exact sub-solves (e.g. a circuit whose conductances relax with its state,
+:class:`circuitprop.learn.CircuitPhysics`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ._result import RESULTS
+
+__all__ = ["fixed_point"]
+
+
+def fixed_point(step: Callable, x0, tol, max_steps: int):
+    """Iterate ``(x, move, ok) = step(x)`` from ``x0`` until ``move ≤ tol``.
+
+    ``step`` returns the next iterate, how far it moved (a scalar in the caller's norm) and
+    whether the step itself succeeded (its sub-solves converged, its values are physical);
+    a failed step ends the iteration with the previous iterate kept.
+
+    **Returns:** ``(x, steps, result)``: ``successful``, ``max_steps`` or ``stagnation``
+    (a step that failed).
+    """
+
+    def cond(s):
+        _, k, move, ok = s
+        return (k < max_steps) & (move > tol) & ok
+
+    def body(s):
+        x, k, _, _ = s
+        x_new, move, ok = step(x)
+        x = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), x_new, x)
+        return x, k + 1, move, ok
+
+    x, k, move, ok = jax.lax.while_loop(
+        cond, body, (x0, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(True)))
+    result = RESULTS.where(~ok, RESULTS.stagnation,
+                           RESULTS.where(move <= tol, RESULTS.successful, RESULTS.max_steps))
+    return x, k, result
