@@ -7,6 +7,7 @@ vmaps over batches of element values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any
@@ -19,13 +20,12 @@ from ._circuit import Circuit, CircuitInfo, MnaCircuit, Values, compile_circuit
 from ._energy import node_voltages, source_currents
 from ._errors import ConvergenceError, NetlistError
 from ._graph import check_topology
-from ._solve._mna import MnaOptions, mna_solve, split
-from ._solve._newton import NewtonOptions, newton_solve
+from ._solve._methods import METHODS, default_options, method_name, steady_state
+from ._solve._mna import split
 from ._solve._result import codes, message
 from .netlist import Netlist, load, parse
 from .netlist._types import check_sweep_points, sweep_description, sweep_points
 
-METHODS = ("newton", "relax")
 
 #: The memory a ``.dc`` batch may take (a third of a 24 GiB machine), estimated before
 #: anything is allocated by :func:`sweep_bytes`.
@@ -52,37 +52,23 @@ def prepare(deck: Netlist | str | os.PathLike) -> tuple[Circuit | MnaCircuit, Ci
 
 
 def _default_options(circuit, method: str, options):
-    if options is not None:
-        return options
-    if isinstance(circuit, MnaCircuit):
-        return MnaOptions()
-    if method == "relax":
-        from ._solve._relax import RelaxOptions
-
-        return RelaxOptions()
-    return NewtonOptions()
+    return options if options is not None else default_options(circuit, method)
 
 
-def _solve_one(circuit, values: Values, options):
+def _solve_one(circuit, values: Values, options, method: str):
     """Solve one point; returns (solution, node voltages, branch currents)."""
+    sol = steady_state(circuit, values, options, method)
     if isinstance(circuit, MnaCircuit):
-        x0 = jnp.zeros((circuit.n_nodes + circuit.n_br,))
-        sol = mna_solve(circuit, values, x0, options)
         v, ib = split(circuit, sol.u)
         return sol, v, ib
-    u0 = jnp.zeros((circuit.n_u,))
-    if isinstance(options, NewtonOptions):
-        sol = newton_solve(circuit, values, u0, options)
-    else:
-        from ._solve._relax import relax_solve
-
-        sol = relax_solve(circuit, values, u0, options)
     v = node_voltages(circuit, values, sol.u)
     return sol, v, source_currents(circuit, values, v)
 
 
-_solve_jit = jax.jit(_solve_one)
-_solve_batch_jit = jax.jit(jax.vmap(_solve_one, in_axes=(None, 0, None)))
+#: one compiled entry point per method, for one point and for a batch (vmap over values)
+_solve_jit = {m: jax.jit(functools.partial(_solve_one, method=m)) for m in METHODS}
+_solve_batch_jit = {m: jax.jit(jax.vmap(functools.partial(_solve_one, method=m),
+                                        in_axes=(None, 0, None))) for m in METHODS}
 
 
 def _run(fn, *args):
@@ -148,10 +134,6 @@ class DCSweep:
         return out
 
 
-def _method_name(circuit, method: str) -> str:
-    return "newton-kcl" if isinstance(circuit, MnaCircuit) else method
-
-
 def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton",
                     options=None) -> OperatingPoint:
     """The DC operating point of a deck.
@@ -170,16 +152,16 @@ def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton"
     :class:`ConvergenceError` (no steady state found).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        raise ValueError(f"method must be one of {tuple(METHODS)}, not {method!r}")
     circuit, info = prepare(deck)
     options = _default_options(circuit, method, options)
-    (sol, v, cur), compile_s, solve_s = _run(_solve_jit, circuit, info.defaults, options)
-    _check(sol, "operating point", _method_name(circuit, method), info.netlist)
+    (sol, v, cur), compile_s, solve_s = _run(_solve_jit[method], circuit, info.defaults, options)
+    _check(sol, "operating point", method_name(circuit, method), info.netlist)
     v = np.asarray(v)
     cur = np.asarray(cur)
     voltages = {info.nodes[k]: float(v[k]) for k in info.reported}
     currents = {name: float(cur[k]) for k, name in enumerate(info.currents)}
-    stats = {"method": _method_name(circuit, method), "steps": int(sol.steps),
+    stats = {"method": method_name(circuit, method), "steps": int(sol.steps),
              "solve_seconds": solve_s, "compile_seconds": compile_s,
              "krylov_iterations": int(sol.inner)}
     return OperatingPoint(voltages, currents, stats)
@@ -247,7 +229,7 @@ def dc_sweep(deck: Netlist | str | os.PathLike, *, method: str = "newton",
     batch (:func:`check_sweep_size`); otherwise as :func:`operating_point`.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+        raise ValueError(f"method must be one of {tuple(METHODS)}, not {method!r}")
     circuit, info = prepare(deck)
     netlist = info.netlist
     if not netlist.dc:
@@ -276,13 +258,13 @@ def dc_sweep(deck: Netlist | str | os.PathLike, *, method: str = "newton",
                 arr[:, k] = np.asarray(getattr(other, f))[:, k]
             fields[f] = jnp.asarray(arr)
         batch = Values(**fields)
-    (sol, v, cur), compile_s, solve_s = _run(_solve_batch_jit, circuit, batch, options)
-    _check(sol, ".dc sweep", _method_name(circuit, method), netlist, index=True)
+    (sol, v, cur), compile_s, solve_s = _run(_solve_batch_jit[method], circuit, batch, options)
+    _check(sol, ".dc sweep", method_name(circuit, method), netlist, index=True)
     v = np.asarray(v)
     cur = np.asarray(cur)
     voltages = {info.nodes[k]: v[:, k].tolist() for k in info.reported}
     currents = {name: cur[:, k].tolist() for k, name in enumerate(info.currents)}
-    stats = {"method": _method_name(circuit, method), "points": len(inner),
+    stats = {"method": method_name(circuit, method), "points": len(inner),
              "steps": int(np.max(np.asarray(sol.steps))), "solve_seconds": solve_s,
              "compile_seconds": compile_s}
     sweep = {"source": s1.name, "values": inner.tolist()}
