@@ -26,7 +26,6 @@ from ._solve._result import codes, message
 from .netlist import Netlist, load, parse
 from .netlist._types import check_sweep_points, sweep_description, sweep_points
 
-
 #: The memory a ``.dc`` batch may take (a third of a 24 GiB machine), estimated before
 #: anything is allocated by :func:`sweep_bytes`.
 MAX_SWEEP_BYTES = 8 * 2**30

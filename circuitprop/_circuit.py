@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ._aggregation import Hierarchy, build_hierarchy
 from ._devices import VT, diode_arrays
 from ._errors import NetlistError, TopologyError
-from ._solve._multigrid import Hierarchy, build_hierarchy
 from .netlist._types import GROUND, Element, Netlist
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import circuitprop
-import circuitprop.learn._train as train_mod
 import circuitprop.learn._rules as rules_mod
+import circuitprop.learn._train as train_mod
 from circuitprop.cli import main
 
 REPO = Path(__file__).resolve().parent.parent

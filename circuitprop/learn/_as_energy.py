@@ -31,7 +31,6 @@ import numpy as np
 from .._energy import energy as _circuit_energy
 from .._energy import node_voltages
 from .._errors import ExperimentError
-
 from ._generic import EnergyProblem
 from ._phases import Problem, cost, output_voltages, solve_free, values_for
 from ._physical import EnergyPhysicalSystem

@@ -26,8 +26,15 @@ from jaxtyping import Array
 from .._errors import ExperimentError
 from ._circuit import CircuitEquilibrium, CircuitPhysics
 from ._engine import coupled_estimate, ep_estimate, homeostatic_step, implicit_gradient
-from ._estimators import ADJOINTS, AGNOSTIC_VARIANTS, LOSSES, RULES, agnostic_phases, \
-    estimator_names, is_estimator
+from ._estimators import (
+    ADJOINTS,
+    AGNOSTIC_VARIANTS,
+    LOSSES,
+    RULES,
+    agnostic_phases,
+    estimator_names,
+    is_estimator,
+)
 from ._measure import MeasurementModel
 from ._phases import Problem
 
