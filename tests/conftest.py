@@ -24,3 +24,25 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: large decks (> 200 nodes); deselect with -m 'not slow'"
     )
+
+
+try:
+    import pytest
+
+    @pytest.fixture(autouse=True, scope="module")
+    def _release_compiled_programs():
+        """Drop JAX's compiled programs after each test module: the suite compiles thousands,
+        and their code mappings would otherwise pile up in one process past the kernel's
+        per-process mapping limit (vm.max_map_count)."""
+        yield
+        try:
+            import gc
+
+            import jax
+
+            jax.clear_caches()
+            gc.collect()
+        except ImportError:
+            pass
+except ImportError:  # pragma: no cover
+    pass

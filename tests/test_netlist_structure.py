@@ -11,7 +11,7 @@ import pytest
 from netlist_helpers import deck, raises, values
 
 from circuitprop._errors import CircuitpropError, NetlistError
-from circuitprop.netlist import Location, NetlistError, Sweep, load, parse
+from circuitprop.netlist import Location, Sweep, load, parse
 from circuitprop.netlist._types import MAX_SWEEP_POINTS, check_sweep_points, sweep_points
 
 # ---------------------------------------------------------------------------------------------

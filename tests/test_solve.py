@@ -165,6 +165,7 @@ def test_sweep_over_the_memory_cap_is_refused_before_any_point_is_built(tmp_path
 
 def test_sweep_memory_estimate():
     import circuitprop._api as api
+    from circuitprop._solve._mna import MnaOptions
 
     # the estimate is linear in the points; a million points of a small deck are allowed
     circuit, info = circuitprop.prepare("t\nv1 a 0 1\nr1 a b 1k\nd1 b 0 dm\n.model dm D\n"
@@ -172,12 +173,12 @@ def test_sweep_memory_estimate():
     options = NewtonOptions()
     one = api.sweep_bytes(circuit, info, options, 1)
     assert api.sweep_bytes(circuit, info, options, 10**6) == pytest.approx(1e6 * one, rel=1e-15)
-    # 128 bytes per unknown, element value (r1, v1) and reported output (a, b, current of v1)
-    assert circuit.n_u == 1 and one == 128 * (1 + 2 + 3)
+    # 160 bytes per unknown, element value (r1, v1) and reported output (a, b, current of v1)
+    assert circuit.n_u == 1 and one == 160 * (1 + 2 + 3)
     api.check_sweep_size(circuit, info, options)
     # a dense MNA Jacobian counts n^2 entries per point
     circuit, info = circuitprop.prepare("t\nv1 a 0 1\nr1 a 0 1k\ne1 b 0 a 0 2\nr2 b 0 1k\n.end\n")
     n = circuit.n_nodes + circuit.n_br
-    entries = 128 * (2 + 1 + 2 + 2 + n)  # r1 r2, v1, nodes a b, currents v1 e1, unknowns
-    assert api.sweep_bytes(circuit, info, api.MnaOptions(), 1) == entries + 48 * n * n
-    assert api.sweep_bytes(circuit, info, api.MnaOptions(dense_limit=1), 1) == entries
+    entries = 160 * (2 + 1 + 2 + 2 + n)  # r1 r2, v1, nodes a b, currents v1 e1, unknowns
+    assert api.sweep_bytes(circuit, info, MnaOptions(), 1) == entries + 48 * n * n
+    assert api.sweep_bytes(circuit, info, MnaOptions(dense_limit=1), 1) == entries

@@ -21,8 +21,7 @@ def fixed_point(step: Callable, x0, tol, max_steps: int):
     whether the step itself succeeded (its sub-solves converged, its values are physical);
     a failed step ends the iteration with the previous iterate kept.
 
-    **Returns:** ``(x, steps, result)``: ``successful``, ``max_steps`` or ``stagnation``
-    (a step that failed).
+    **Returns:** ``(x, steps, result)``: ``successful``, ``max_steps`` or ``step_failed``.
     """
 
     def cond(s):
@@ -37,6 +36,6 @@ def fixed_point(step: Callable, x0, tol, max_steps: int):
 
     x, k, move, ok = jax.lax.while_loop(
         cond, body, (x0, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(True)))
-    result = RESULTS.where(~ok, RESULTS.stagnation,
+    result = RESULTS.where(~ok, RESULTS.step_failed,
                            RESULTS.where(move <= tol, RESULTS.successful, RESULTS.max_steps))
     return x, k, result

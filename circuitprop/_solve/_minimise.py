@@ -246,11 +246,14 @@ class HolomorphicSystem(NewtonSystem):
     def advance(self, z, dz, aux, lin, newton: Newton, state) -> Advance:
         norm = jnp.max(jnp.abs(dz), initial=0.0)
         tol = newton.atol + newton.rtol * jnp.max(jnp.abs(z), initial=0.0)
-        return Advance(u=z + dz, aux=aux, small=norm <= tol, result=RESULTS.successful,
-                       norm=norm)
+        # quadratic convergence: the next step would be about norm * (norm / previous)
+        prev = state.step_norm
+        rate = jnp.where(jnp.isfinite(prev), jnp.minimum(norm / prev, 1.0), 1.0)
+        small = (norm <= tol) | ((norm * rate <= tol) & (rate < 0.1))
+        return Advance(u=z + dz, aux=aux, small=small, result=RESULTS.successful, norm=norm)
 
 
-def holomorphic_root(fun: Callable, z0, *, rtol: float = 1e-13, atol: float = 0.0,
+def holomorphic_root(fun: Callable, z0, *, rtol: float = 1e-13, atol: float = 1e-15,
                      maxiter: int = 100):
     """The stationary point of holomorphic ``fun`` near ``z0`` (complex) by
     :class:`HolomorphicSystem`; returns a :class:`~._result.Solution`."""

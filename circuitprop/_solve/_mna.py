@@ -108,7 +108,7 @@ class MnaSystem(NewtonSystem):
     def solve_linear(self, lin: Linearisation, rhs, tol, maxiter: int):
         if lin.extra is not None:
             return dense_solve(lin.extra, rhs)
-        return gmres_solve(lin.matvec, rhs, rtol=1e-12)
+        return gmres_solve(lin.matvec, rhs, tol)
 
     def advance(self, x, dx, aux, lin, newton, state) -> Advance:
         c, f = self.c, self.f

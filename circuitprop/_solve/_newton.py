@@ -167,6 +167,14 @@ class Newton(eqx.Module):
         gnorm = jnp.sqrt(jnp.sum(jnp.abs(g) ** 2))
         eta = system.forcing(self, state, gnorm)
         du, its, lres = system.solve_linear(lin, -g, eta * gnorm, self.linear_maxiter)
+        # an inner solve that ran out of iterations (or stagnated) still gives an inexact
+        # Newton step when it has at least halved the linearised residual
+        unfinished = (lres == RESULTS.linear_max_steps) | (lres == RESULTS.stagnation)
+        reached = jax.lax.cond(
+            unfinished & jnp.all(jnp.isfinite(du)),
+            lambda: jnp.sqrt(jnp.sum(jnp.abs(g + lin.matvec(du)) ** 2)),
+            lambda: jnp.asarray(jnp.inf, jnp.real(gnorm).dtype))
+        lres = RESULTS.where(unfinished & (reached <= 0.5 * gnorm), RESULTS.successful, lres)
         adv = system.advance(state.u, du, state.aux, lin, self, state)
         finite = jnp.isfinite(gnorm) & jnp.all(jnp.isfinite(adv.u))
         result = RESULTS.where(~jnp.isfinite(gnorm), RESULTS.nonfinite,
@@ -279,6 +287,15 @@ class CircuitSystem(NewtonSystem):
             vj_new = vd_new if self._complex(u) else \
                 junction_limit(vd_new, vj, c.diodes.vte, c.diodes.vcrit)
         return Advance(u=u_new, aux=vj_new, small=small, result=RESULTS.successful, norm=dnorm)
+
+
+def limit_junctions(c: Circuit, values: Values, u, vj):
+    """The junction states after a step to ``u``: each diode's new voltage, cut by pnjlim
+    relative to its previous state ``vj`` (SPICE evaluates devices at these voltages)."""
+    if not c.diodes.a.shape[0]:
+        return vj
+    vd = junction_voltages(c, node_voltages(c, values, u))
+    return junction_limit(vd, vj, c.diodes.vte, c.diodes.vcrit)
 
 
 def circuit_newton(c: Circuit, values: Values, u0, options: Newton, nudge: Nudge | None = None,

@@ -33,7 +33,7 @@ from .._energy import (
     to_u,
 )
 from ._linear import jacobi, pcg
-from ._newton import CircuitSystem, Newton, NewtonState, initial_guess
+from ._newton import CircuitSystem, Newton, NewtonState, initial_guess, limit_junctions
 from ._result import RESULTS, Solution
 
 
@@ -161,11 +161,13 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         err = 0.5 * h * (f0 - f1)
         dense_info = dict(y0=y0, y1=y1)
         zero = jnp.zeros_like(steady)
+        # a step whose linear solve failed is rejected (infinite error: diffrax shrinks h)
         failed = new.result != RESULTS.successful
-        result = diffrax.RESULTS.where(failed, diffrax.RESULTS.internal_error,
-                                       diffrax.RESULTS.successful)
-        state = (new.inner, new.residual_norm, new.eta, new.result)
-        return y1, (err, jnp.zeros_like(vj1), zero), dense_info, state, result
+        err = jnp.where(failed, jnp.inf, err)
+        state = (new.inner, jnp.where(failed, rprev, new.residual_norm),
+                 jnp.where(failed, eta_prev, new.eta), new.result)
+        return y1, (err, jnp.zeros_like(vj1), zero), dense_info, state, \
+            diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
@@ -183,7 +185,10 @@ def relax_solve(c: Circuit, values: Values, u0, options: RelaxOptions, nudge: Nu
     # start where SPICE's junction initialisation puts the circuit (diodes linearised at
     # vcrit), so that the transient begins from a consistent state
     first = initial_guess(c, values, u0, nudge, options.cg_maxiter)
-    u0, vj0 = first.u, first.aux
+    # (should that linear solve fail, the transient simply starts from u0)
+    ok0 = first.result == RESULTS.successful
+    u0 = jnp.where(ok0, first.u, u0)
+    vj0 = jnp.where(ok0, first.aux, limit_junctions(c, values, u0, c.diodes.vcrit))
     g0norm = jnp.maximum(jnp.linalg.norm(gradient(c, values, u0, nudge)), 1e-300)
     args = _Args(c=c, values=values, nudge=nudge, options=options, g0norm=g0norm)
     term = diffrax.ODETerm(_vector_field)
@@ -201,8 +206,8 @@ def relax_solve(c: Circuit, values: Values, u0, options: RelaxOptions, nudge: Nu
     finite = jnp.all(jnp.isfinite(u))
     result = RESULTS.where(steady, RESULTS.successful, RESULTS.max_steps)
     last = sol.solver_state[3]
-    result = RESULTS.where(last == RESULTS.successful, result, last)
-    result = RESULTS.where(first.result == RESULTS.successful, result, first.result)
+    # out of steps while the last implicit step failed: say why
+    result = RESULTS.where(steady | (last == RESULTS.successful), result, last)
     result = RESULTS.where(finite, result, RESULTS.nonfinite)
     inner = sol.solver_state[0]
     return Solution(u=u, result=result, steps=sol.stats["num_accepted_steps"], inner=inner)

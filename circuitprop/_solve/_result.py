@@ -23,6 +23,8 @@ class RESULTS(eqx.Enumeration):
     linear_max_steps = "the linear solver did not reach its tolerance within its iteration cap"
     singular = "the linearised system is singular"
     stagnation = "the iteration stagnated (no step reduces the residual)"
+    step_failed = ("a relaxation step failed (a sub-solve did not converge, or a value left "
+                   "its physical range)")
 
 
 def codes(result) -> np.ndarray:

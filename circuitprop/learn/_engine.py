@@ -157,8 +157,9 @@ def implicit_gradient(eq: EquilibriumProblem, theta, x, y, state, *, method: str
                       tol: float = 1e-14, maxiter: int = 200000):
     """``dL/dθ`` by implicit differentiation at the free equilibrium ``state``: solve
     ``H π = ∂_s C`` by conjugate gradients (``method="cg"``) or by recurrent backprop (the
-    linearised relaxation ``π ← π + ω D⁻¹(∂_s C − H π)``, ``method="rbp"``, ``ω`` from a
-    power-iteration estimate of the largest eigenvalue), then ``finish(π)``.
+    linearised relaxation ``π ← π + ω D⁻¹(∂_s C − H π)``, ``method="rbp"``: ``ω = 0.8`` with
+    the Jacobi scaling ``D`` of a circuit, else ``1/(1.05 λ_max)`` from power iteration), then
+    ``finish(π)``.
 
     **Returns:** ``(gradient, ok, iterations)``.
     """
@@ -168,8 +169,12 @@ def implicit_gradient(eq: EquilibriumProblem, theta, x, y, state, *, method: str
     if method == "cg":
         pi, its, res = pcg(matvec, rhs, precond, atol, maxiter)
     elif method == "rbp":
-        lam = largest_eigenvalue(matvec, rhs.shape[0], rhs.dtype, precond)
-        omega = 1.6 / (1.05 * jnp.maximum(lam, 1e-300))
+        if precond is not None:
+            # Jacobi-scaled conductance matrices have their eigenvalues in (0, 2)
+            omega = 0.8
+        else:
+            lam = largest_eigenvalue(matvec, rhs.shape[0], rhs.dtype)
+            omega = 1.0 / (1.05 * jnp.maximum(lam, 1e-300))
         pi, its, res = richardson(matvec, rhs, precond, atol, maxiter, omega)
     else:
         raise ValueError(f"unknown adjoint method {method!r} (cg or rbp)")
@@ -207,7 +212,8 @@ def python_while(cond: Callable, body: Callable, init):
 
 
 class Homeostatic(NamedTuple):
-    """One agnostic-EP step: ``grad`` (``−(θ_{t+1} − θ_t)/(η(β2 − β1))``), ``theta`` (θ_{t+1},
+    """One agnostic-EP step: ``grad`` (``−(θ_{t+1} − θ_h)/(η(β2 − β1))`` with θ_h the θ
+    measured at the end of the homeostatic phase, θ_t to the feedback tolerance), ``theta`` (θ_{t+1},
     measured), ``knobs`` (the homeostatic controls u_t), ``physics`` (the system's state
     after the homeostatic phase), ``feedback_error`` (``max|θ_measured − θ_t|`` when the
     loop stopped), ``feedback_iters``, ``ok`` (every relaxation settled and the feedback
@@ -243,7 +249,9 @@ def homeostatic_step(relax: Callable, measure_theta: Callable, physics0, theta_t
 
     Nobody evaluates ``∂E/∂θ``: at the end of the loop ``u_t`` makes θ_t an equilibrium
     (``u_t = θ_t + η ∂θE``, measured through θ only); the clamped phase keeps ``u_t`` and
-    the θ it relaxes to is ``θ_{t+1} ≈ θ_t − η(β2 − β1)∇L``.
+    the θ it relaxes to is ``θ_{t+1} ≈ θ_t − η(β2 − β1)∇L``. The implied gradient is taken
+    against θ measured at the end of the homeostatic phase, which cancels what is left of the
+    feedback error.
     """
     knobs = theta_t if knobs0 is None else knobs0
 
@@ -270,9 +278,12 @@ def homeostatic_step(relax: Callable, measure_theta: Callable, physics0, theta_t
     init = (physics0, knobs, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(True))
     physics, knobs, k, err, ok = loop(cond, body, init)
     ok = ok & (err <= feedback_tol)
+    # θ as measured at the end of the homeostatic phase (θ_t up to the feedback tolerance):
+    # the difference below is the response to the change of nudge alone
+    theta_h = measure_theta(physics)
     clamped, ok2 = relax(physics, knobs, b2)
     theta_next = measure_theta(clamped)
-    grad = tmap(lambda a, b: -(a - b) / (eta * (b2 - b1)), theta_next, theta_t)
+    grad = tmap(lambda a, b: -(a - b) / (eta * (b2 - b1)), theta_next, theta_h)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
                                 for leaf in jax.tree_util.tree_leaves(grad)]))
     return Homeostatic(grad=grad, theta=theta_next, knobs=knobs, physics=physics,

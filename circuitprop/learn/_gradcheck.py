@@ -145,7 +145,8 @@ def gradcheck(experiment, sample: int = 0, rule: str | None = None,
     ex = jax.jit(lambda p, t, a, b: exact_gradient(p, t, a, b))(prob, theta, x, y)
     g_ex, loss, out, ok, _ = ex
     if not bool(ok):
-        raise ConvergenceError(f"{experiment.path}: free phase of sample {sample} did not converge")
+        raise ConvergenceError(f"{experiment.path}: the free phase or the adjoint solve of sample "
+                               f"{sample} did not converge (exact gradient)")
     est = jax.jit(lambda p, t, a, b, k: sample_gradient(p, cfg, t, a, b, k))(prob, theta, x, y, key)
     if not bool(est.ok):
         if rule == "agnostic":

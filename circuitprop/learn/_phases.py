@@ -275,7 +275,9 @@ def solve_phase(prob: Problem, values: Values, beta, y, u0=None, warm: bool = Fa
     if jnp.iscomplexobj(beta):
         u0 = u0.astype(jnp.result_type(beta))
     nudge, cst = output_cost(prob, beta, y)
-    return circuit_newton(c, values, u0, prob.options, nudge, cst, warm)
+    # a cost nudge (cross-entropy) always keeps the start's junction states: its phase
+    # starts from a neighbouring equilibrium
+    return circuit_newton(c, values, u0, prob.options, nudge, cst, warm or cst is not None)
 
 
 def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
