@@ -28,9 +28,9 @@ def pytest_configure(config):
     )
 
 
-
 #: above this many memory mappings, compiled programs are dropped between test modules
 MAX_MAPPINGS = 20000
+
 
 def _mappings() -> int:
     try:
@@ -38,6 +38,7 @@ def _mappings() -> int:
             return sum(1 for _ in f)
     except OSError:  # not Linux: nothing to watch
         return 0
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
