@@ -51,7 +51,7 @@ def _split_precond(precond):
     return precond
 
 
-def pcg(matvec: Callable, b, precond, tol, maxiter: int):
+def pcg(matvec: Callable, b, precond, tol, maxiter: int, inexact: float | None = None):
     """Solve ``A x = b`` for symmetric (positive definite, or complex-symmetric) ``A``.
 
     **Arguments:**
@@ -60,6 +60,8 @@ def pcg(matvec: Callable, b, precond, tol, maxiter: int):
     - ``precond``: ``r -> M⁻¹ r`` (symmetric positive definite), ``(data, apply)`` with
       ``apply(data, r) = M⁻¹ r``, or ``None`` for none.
     - ``tol``: absolute tolerance on ``‖b − A x‖₂``; ``maxiter``: iteration cap.
+    - ``inexact``: when given, reaching the cap with ``‖b − A x‖ ≤ inexact·‖b‖`` counts as
+      success (an inexact Newton step); otherwise the cap is ``linear_max_steps``.
 
     **Returns:** ``(x, iterations, result)``.
     """
@@ -100,7 +102,10 @@ def pcg(matvec: Callable, b, precond, tol, maxiter: int):
     init = (x0, b, z0, rz0, jnp.asarray(0), jnp.where(bad0, jnp.inf, _norm(b)),
             RESULTS.where(bad0, RESULTS.nonfinite, RESULTS.successful), data0)
     x, _, _, _, k, rnorm, res, _ = jax.lax.while_loop(cond, body, init)
-    res = RESULTS.where((res == RESULTS.successful) & (rnorm > tol), RESULTS.linear_max_steps, res)
+    short = rnorm > tol
+    if inexact is not None:
+        short = short & (rnorm > inexact * _norm(b))
+    res = RESULTS.where((res == RESULTS.successful) & short, RESULTS.linear_max_steps, res)
     return x, k, res
 
 

@@ -108,7 +108,15 @@ class MnaSystem(NewtonSystem):
     def solve_linear(self, lin: Linearisation, rhs, tol, maxiter: int):
         if lin.extra is not None:
             return dense_solve(lin.extra, rhs)
-        return gmres_solve(lin.matvec, rhs, tol)
+        dx, its, res = gmres_solve(lin.matvec, rhs, tol)
+        # an unfinished GMRES that halved the residual still gives an inexact Newton step
+        unfinished = (res == RESULTS.linear_max_steps) | (res == RESULTS.stagnation)
+        reached = jax.lax.cond(unfinished & jnp.all(jnp.isfinite(dx)),
+                               lambda: jnp.linalg.norm(rhs - lin.matvec(dx)),
+                               lambda: jnp.asarray(jnp.inf, rhs.dtype))
+        res = RESULTS.where(unfinished & (reached <= 0.5 * jnp.linalg.norm(rhs)),
+                            RESULTS.successful, res)
+        return dx, its, res
 
     def advance(self, x, dx, aux, lin, newton, state) -> Advance:
         c, f = self.c, self.f
