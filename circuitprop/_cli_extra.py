@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+
+from ._estimators import RULES, estimator_names, is_estimator
 
 
 def _positive_flags(args, names) -> None:
@@ -131,15 +134,22 @@ def _cmd_build_flow(args) -> int:
     return 0
 
 
+def _estimator(name: str) -> str:
+    """``--estimator``: a name of the engine's estimator table."""
+    if not is_estimator(name):
+        raise argparse.ArgumentTypeError(f"invalid choice: {name!r} (one of {estimator_names()})")
+    return name
+
+
 def add_commands(sub) -> None:
     g = sub.add_parser("gradcheck", help="compare a learning rule's gradient estimate with "
                        "the exact gradient and finite differences on one data sample")
     g.add_argument("experiment", help="experiment TOML file")
     g.add_argument("--sample", type=int, default=0, help="index of the data sample (train split)")
     g.add_argument("--split", choices=("train", "test"), default="train")
-    g.add_argument("--rule", choices=("ep", "coupled", "contrastive", "agnostic", "exact"))
-    g.add_argument("--estimator", choices=("positive", "negative", "centered", "forward-2",
-                                           "forward-3", "forward-4", "forward-5"))
+    g.add_argument("--rule", choices=RULES)
+    g.add_argument("--estimator", type=_estimator,
+                   help=f"EP estimator: {estimator_names()}")
     g.add_argument("--beta", type=float, help="nudging strength (siemens)")
     g.add_argument("--eta", type=float, help="coupled: clamp fraction; agnostic: compliance")
     g.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from ._solve._methods import METHODS
+
 
 def _fmt(x: float) -> str:
     return f"{x: .10e}"
@@ -76,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     op = sub.add_parser("op", help="DC operating point of a deck")
     op.add_argument("file")
-    op.add_argument("--method", choices=("newton", "relax"), default="newton")
+    op.add_argument("--method", choices=tuple(METHODS), default="newton")
     op.add_argument("--json", action="store_true", help="print one JSON object")
     op.set_defaults(func=_cmd_op)
 
     dc = sub.add_parser("dc", help="run the deck's .dc sweep (all points in one batched solve)")
     dc.add_argument("file")
-    dc.add_argument("--method", choices=("newton", "relax"), default="newton")
+    dc.add_argument("--method", choices=tuple(METHODS), default="newton")
     dc.add_argument("--json", action="store_true", help="print one JSON object")
     dc.set_defaults(func=_cmd_dc)
 

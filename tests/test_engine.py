@@ -143,3 +143,19 @@ def test_agnostic_trains_xor_without_any_theta_derivative(tmp_path, monkeypatch,
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["rule"] == "agnostic"
     assert m["test_accuracy"] == 1.0
+
+
+def test_gradcheck_cli_holomorphic(bias14_fd, capsys):
+    """``circuitprop gradcheck --estimator holomorphic-8 --beta 1e-4`` from the command line,
+    against ngspice's finite differences (measured 3.4e-9)."""
+    assert main(["gradcheck", str(EXP), "--sample", "0", "--json", "--estimator",
+                 "holomorphic-8", "--beta", "1e-4"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    fd = np.asarray(bias14_fd["samples"][0]["finite_difference"])
+    assert j["estimator"] == "holomorphic-8"
+    assert cosine(j["estimate"], fd) >= 0.99999
+    assert _rel(j["estimate"], fd) < 3e-8
+    with pytest.raises(SystemExit) as e:
+        main(["gradcheck", str(EXP), "--estimator", "holomorphic-1"])
+    assert e.value.code == 2
+    assert "holomorphic-N" in capsys.readouterr().err
