@@ -11,15 +11,25 @@ import jax.numpy as jnp
 
 from ._result import RESULTS
 
-__all__ = ["fixed_point"]
+__all__ = ["fixed_point", "python_while"]
 
 
-def fixed_point(step: Callable, x0, tol, max_steps: int):
+def python_while(cond: Callable, body: Callable, init):
+    """``lax.while_loop``'s contract in Python (for iterations that drive something that is
+    not a JAX function, e.g. hardware behind a :class:`circuitprop.learn.PhysicalSystem`)."""
+    val = init
+    while bool(cond(val)):
+        val = body(val)
+    return val
+
+
+def fixed_point(step: Callable, x0, tol, max_steps: int, loop: Callable | None = None):
     """Iterate ``(x, move, ok) = step(x)`` from ``x0`` until ``move ≤ tol``.
 
     ``step`` returns the next iterate, how far it moved (a scalar in the caller's norm) and
     whether the step itself succeeded (its sub-solves converged, its values are physical);
-    a failed step ends the iteration with the previous iterate kept.
+    a failed step ends the iteration with the previous iterate kept. ``loop`` is ``None``
+    (``lax.while_loop``: jittable) or :func:`python_while`.
 
     **Returns:** ``(x, steps, result)``: ``successful``, ``max_steps`` or ``step_failed``.
     """
@@ -34,8 +44,9 @@ def fixed_point(step: Callable, x0, tol, max_steps: int):
         x = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), x_new, x)
         return x, k + 1, move, ok
 
-    x, k, move, ok = jax.lax.while_loop(
-        cond, body, (x0, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(True)))
+    loop = jax.lax.while_loop if loop is None else loop
+    x, k, move, ok = loop(cond, body, (x0, jnp.asarray(0), jnp.asarray(jnp.inf),
+                                       jnp.asarray(True)))
     result = RESULTS.where(~ok, RESULTS.step_failed,
                            RESULTS.where(move <= tol, RESULTS.successful, RESULTS.max_steps))
     return x, k, result

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .._errors import ExperimentError
+from .._solve._fixed_point import fixed_point, python_while
 from .._solve._linear import jacobi, largest_eigenvalue, pcg, richardson
 from .._solve._result import RESULTS
 from ._estimators import estimator_points
@@ -202,15 +203,6 @@ def finite_difference(eq: EquilibriumProblem, theta, x, y, h, free: Phase):
 # ----------------------------------------------------------------------------- agnostic
 
 
-def python_while(cond: Callable, body: Callable, init):
-    """``lax.while_loop``'s contract in Python (for systems that are not JAX functions,
-    e.g. hardware behind a :class:`~circuitprop.learn.PhysicalSystem`)."""
-    val = init
-    while bool(cond(val)):
-        val = body(val)
-    return val
-
-
 class Homeostatic(NamedTuple):
     """One agnostic-EP step: ``grad`` (``−(θ_{t+1} − θ_h)/(η(β2 − β1))`` with θ_h the θ
     measured at the end of the homeostatic phase, θ_t to the feedback tolerance), ``theta`` (θ_{t+1},
@@ -230,7 +222,7 @@ class Homeostatic(NamedTuple):
 
 def homeostatic_step(relax: Callable, measure_theta: Callable, physics0, theta_t, b1, b2,
                      eta, *, feedback_iters: int = 30, feedback_gain: float = 1.0,
-                     feedback_tol=0.0, knobs0=None, loop: Callable = jax.lax.while_loop,
+                     feedback_tol=0.0, knobs0=None, loop: Callable | None = None,
                      tmap: Callable = jax.tree_util.tree_map) -> Homeostatic:
     """Agnostic EP from θ_t through a physical system only (Scellier et al. 2022).
 
@@ -245,7 +237,7 @@ def homeostatic_step(relax: Callable, measure_theta: Callable, physics0, theta_t
     - ``feedback_iters``, ``feedback_gain``, ``feedback_tol``: the homeostatic loop
       ``u ← u + κ (θ_t − θ_measured)``, relaxing after each adjustment, until
       ``max|θ_measured − θ_t| ≤ feedback_tol``.
-    - ``loop``: ``lax.while_loop`` (jittable systems) or :func:`python_while`.
+    - ``loop``: ``None`` (a compiled loop, for jittable systems) or :func:`python_while`.
 
     Nobody evaluates ``∂E/∂θ``: at the end of the loop ``u_t`` makes θ_t an equilibrium
     (``u_t = θ_t + η ∂θE``, measured through θ only); the clamped phase keeps ``u_t`` and
@@ -261,22 +253,19 @@ def homeostatic_step(relax: Callable, measure_theta: Callable, physics0, theta_t
         e = jnp.max(jnp.stack([jnp.max(jnp.abs(leaf), initial=0.0) for leaf in leaves]))
         return d, e
 
-    # state: physics, knobs, iterations, error, ok
-    def cond(s):
-        _, _, k, err, ok = s
-        return (k < feedback_iters) & (err > feedback_tol) & ok
-
-    def body(s):
-        physics, u, k, _, _ = s
+    def feedback(p):
+        # relax at β1 with the present knobs, measure θ, adjust the knobs (unless there)
+        physics, u = p
         physics, ok = relax(physics, u, b1)
         d, err = err_of(measure_theta(physics))
-        u_next = tmap(lambda a, dd: a + feedback_gain * dd, u, d)
         done = err <= feedback_tol
-        u = tmap(lambda a, b: jnp.where(done, a, b), u, u_next)
-        return physics, u, k + 1, err, ok
+        u = tmap(lambda a, dd: jnp.where(done, a, a + feedback_gain * dd), u, d)
+        return (physics, u), err, ok
 
-    init = (physics0, knobs, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(True))
-    physics, knobs, k, err, ok = loop(cond, body, init)
+    (physics, knobs), k, result = fixed_point(feedback, (physics0, knobs), feedback_tol,
+                                              feedback_iters, loop)
+    ok = result == RESULTS.successful
+    _, err = err_of(measure_theta(physics))
     ok = ok & (err <= feedback_tol)
     # θ as measured at the end of the homeostatic phase (θ_t up to the feedback tolerance):
     # the difference below is the response to the change of nudge alone

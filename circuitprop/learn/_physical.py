@@ -39,8 +39,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .._solve._fixed_point import python_while
 from .._solve._minimise import autodiff_oracle, finite_difference_oracle, minimize
-from ._engine import homeostatic_step, python_while
+from ._engine import homeostatic_step
 from ._estimators import agnostic_phases
 
 __all__ = ["PhysicalSystem", "EnergyPhysicalSystem", "BlackBoxPhysicalSystem",
