@@ -164,6 +164,10 @@ class Newton(eqx.Module):
         return jnp.clip(eta, self.eta_min, self.eta_max)
 
     def step(self, system: NewtonSystem, state: NewtonState) -> NewtonState:
+        return self.step_linearised(system, state)[0]
+
+    def step_linearised(self, system: NewtonSystem, state: NewtonState):
+        """:meth:`step`, also returning the linearisation it was taken from."""
         lin = system.linearise(state.u, state.aux)
         g = lin.residual
         gnorm = jnp.sqrt(jnp.sum(jnp.abs(g) ** 2))
@@ -177,11 +181,12 @@ class Newton(eqx.Module):
         ok = result == RESULTS.successful
         keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
             lambda a, b: jnp.where(ok, a, b), new, old)
-        return NewtonState(
+        next_state = NewtonState(
             u=keep(adv.u, state.u), aux=keep(adv.aux, state.aux), step=state.step + 1,
             inner=state.inner + its, residual_norm=jnp.maximum(gnorm, 1e-300), eta=eta,
             step_norm=jnp.maximum(adv.norm, 1e-300),
             done=ok & (adv.small | (gnorm == 0)), result=result)
+        return next_state, lin
 
     def terminate(self, state: NewtonState):
         return state.done | (state.result != RESULTS.successful) | (state.step >= self.max_steps)

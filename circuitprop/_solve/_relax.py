@@ -138,7 +138,7 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         state = NewtonState(u=u0, aux=vj0, step=one, inner=inner, residual_norm=rprev,
                             eta=eta_prev, step_norm=jnp.asarray(jnp.inf, u0.dtype),
                             done=jnp.asarray(False), result=RESULTS.successful)
-        new = newton.step(system, state)
+        new, lin = newton.step_linearised(system, state)
         u1, vj1 = new.u, new.aux
         delta = u1 - u0
         v1 = node_voltages(c, values, u1)
@@ -147,7 +147,7 @@ class LinearlyImplicitEuler(diffrax.AbstractSolver):
         # steady-state measures, in volts against the same tolerance: the KCL residual at
         # each node over that node's conductance (scale-aware: a 1 pA node behind 1 GOhm
         # counts as much as a 1 A node), and the size of a Newton-like step
-        diag_h = system.linearise(u0, vj0).diag
+        diag_h = lin.diag
         tol = opt.step_atol + opt.step_rtol * jnp.max(jnp.abs(v1), initial=0.0)
         safe_d = jnp.where(diag_h > 0, diag_h, 1.0)
         by_residual = jnp.max(jnp.abs(g1) / safe_d, initial=0.0) / tol

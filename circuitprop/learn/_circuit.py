@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from .._energy import OutputCost, energy, hessian_parts, hvp, node_voltages
 from .._solve._fixed_point import fixed_point
-from .._solve._result import RESULTS, Solution
+from .._solve._result import RESULTS
 from ._engine import EquilibriumProblem, Phase, Reading
 from ._measure import MeasurementModel
 from ._phases import (
@@ -30,6 +30,7 @@ from ._phases import (
     Problem,
     cost,
     measure,
+    measure_state,
     output_voltages,
     solve_clamped,
     solve_phase,
@@ -62,7 +63,7 @@ class CircuitEquilibrium(EquilibriumProblem):
 
     def measure(self, theta, x, state, model=None, key=None) -> Reading:
         values = values_for(self.prob, theta, x)
-        m = measure(self.prob, self.prob.circuit, values, _solution(state))
+        m = measure_state(self.prob, self.prob.circuit, values, state)
         return self._reading(m, model, key)
 
     def outputs(self, theta, x, state):
@@ -91,11 +92,6 @@ class CircuitEquilibrium(EquilibriumProblem):
         sol, cv = solve_clamped(self.prob, values_for(self.prob, theta, x), target)
         m = measure(self.prob, self.prob.clamped, cv, sol)
         return Phase(state=sol.u, ok=sol.ok), self._reading(m, model, key)
-
-
-def _solution(u):
-    """A solution record for :func:`~._phases.measure` (which reads ``u`` and ``ok``)."""
-    return Solution(u=u, result=RESULTS.successful, steps=jnp.asarray(0), inner=jnp.asarray(0))
 
 
 def theta_force(prob: Problem, u, theta, x):

@@ -29,7 +29,7 @@ from jaxtyping import Array, Float, Int
 
 from .._api import as_netlist
 from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
-from .._energy import Nudge, OutputCost, node_voltages, to_u
+from .._energy import Nudge, OutputCost, node_voltages
 from .._errors import ExperimentError, NetlistError
 from .._graph import check_topology
 from .._losses import LOSSES, loss_value
@@ -237,10 +237,15 @@ class Measurement(eqx.Module):
 
 def measure(prob: Problem, c: Circuit, values: Values, sol: Solution) -> Measurement:
     """Read a phase's measurements from its solution."""
-    v = node_voltages(c, values, sol.u)
+    return measure_state(prob, c, values, sol.u, sol.ok)
+
+
+def measure_state(prob: Problem, c: Circuit, values: Values, u, ok=True) -> Measurement:
+    """The measurements of the circuit ``c`` at unknowns ``u``."""
+    v = node_voltages(c, values, u)
     ra = c.r_a[prob.train_idx]
     rb = c.r_b[prob.train_idx]
-    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=sol.ok)
+    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=jnp.asarray(ok))
 
 
 # ----------------------------------------------------------------------------- solves
@@ -309,8 +314,3 @@ def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solut
     c = prob.clamped
     cv = clamped_values(prob, values, target)
     return circuit_newton(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
-
-
-def node_unknowns(c: Circuit, j):
-    """Gather node quantities onto the unknowns (re-exported helper)."""
-    return to_u(c, j)
