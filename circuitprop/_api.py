@@ -20,7 +20,7 @@ from ._circuit import Circuit, CircuitInfo, MnaCircuit, Values, compile_circuit
 from ._energy import node_voltages, source_currents
 from ._errors import ConvergenceError, NetlistError
 from ._graph import check_topology
-from ._solve._methods import METHODS, default_options, method_name, steady_state
+from ._solve._methods import METHODS, default_options, method_name, prepare_circuit, steady_state
 from ._solve._mna import split
 from ._solve._result import codes, message
 from .netlist import Netlist, load, parse
@@ -140,8 +140,10 @@ def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton"
     **Arguments:**
 
     - ``deck``: a :class:`Netlist`, a path to a deck, or deck text.
-    - ``method``: ``"newton"`` (damped Newton–Krylov, default) or ``"relax"`` (the diffrax
-      transient to steady state). Decks with E/F/G/H are always solved by Newton on the KCL
+    - ``method``: ``"newton"`` (Newton–Krylov, default), ``"dense"`` (Newton on the
+      factorised dense reduced Hessian, for circuits with few unknowns), ``"coordinate"``
+      (nonlinear block coordinate descent over colours of the unknowns, matmuls on dense
+      blocks; see ``docs/solvers.md``) or ``"relax"`` (the diffrax transient to steady state). Decks with E/F/G/H are always solved by Newton on the KCL
       residual (they have no energy).
     - ``options``: a :class:`NewtonOptions` / :class:`RelaxOptions` to override tolerances.
 
@@ -153,6 +155,7 @@ def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton"
     if method not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, not {method!r}")
     circuit, info = prepare(deck)
+    circuit = prepare_circuit(circuit, method)
     options = _default_options(circuit, method, options)
     (sol, v, cur), compile_s, solve_s = _run(_solve_jit[method], circuit, info.defaults, options)
     _check(sol, "operating point", method_name(circuit, method), info.netlist)
@@ -230,6 +233,7 @@ def dc_sweep(deck: Netlist | str | os.PathLike, *, method: str = "newton",
     if method not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, not {method!r}")
     circuit, info = prepare(deck)
+    circuit = prepare_circuit(circuit, method)
     netlist = info.netlist
     if not netlist.dc:
         raise NetlistError(f"{netlist.source}: the deck has no .dc sweep")

@@ -27,6 +27,7 @@ from jaxtyping import Array, Bool, Float, Int
 from ._aggregation import Hierarchy, build_hierarchy
 from ._devices import VT, diode_arrays
 from ._errors import NetlistError, TopologyError
+from ._structure import Layout, find_blocks
 from .netlist._types import GROUND, Element, Netlist
 
 
@@ -85,6 +86,7 @@ class Circuit(eqx.Module):
     cur_sign: Float[Array, " cur"]
     n_vb: int = eqx.field(static=True)
     mg: Hierarchy | None = None
+    layout: Layout | None = None
 
 
 class MnaCircuit(eqx.Module):
@@ -343,6 +345,7 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
             c_a=jnp.asarray(fix(c_a)), c_b=jnp.asarray(fix(c_b)), c_val=f64(c_val),
             cur_branch=ia(cur_branch), cur_node=ia(cur_node), cur_sign=f64(cur_sign),
             n_vb=len(vb_names), mg=mg,
+            layout=find_blocks(fix(r_a), fix(r_b), nv, n_u, gnd),
         )
         currents = list(vb_names)
     else:

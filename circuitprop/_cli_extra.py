@@ -59,7 +59,8 @@ def _cmd_train(args) -> int:
     if args.epochs is not None and args.epochs < 0:
         raise ExperimentError(f"--epochs: expected an integer >= 0, got {args.epochs}")
     m = train(args.experiment, args.out, resume=args.resume, epochs=args.epochs,
-              progress=not args.no_progress)
+              progress=not args.no_progress, solver=args.solver, devices=args.devices,
+              dtype=args.dtype)
     line = f"{m['epochs']} epochs"
     if m["test_loss"] is not None:
         line += f", test loss {m['test_loss']:.6g}"
@@ -161,6 +162,10 @@ def add_commands(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     t.add_argument("--epochs", type=int, help="override [train] epochs (total)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--solver", help="override [train] solver (auto, newton, dense, coordinate)")
+    t.add_argument("--devices", help="override [train] devices: a count of local devices, or "
+                                     "'all' (each batch is sharded over them)")
+    t.add_argument("--dtype", help="override [train] dtype (float64, float32)")
     t.set_defaults(func=_cmd_train)
 
     b = sub.add_parser("build", help="write a generated deck")

@@ -66,10 +66,12 @@ def _re(x):
 def _exp_lin(x):
     """exp(x) for Re x <= _XMAX, continued by its tangent beyond; returns (value, slope,
     integral from -inf). Holomorphic in x away from the seam (regions chosen by Re x)."""
-    beyond = _re(x) > _XMAX
-    xc = jnp.where(beyond, _XMAX, x)
+    # float32 overflows past exp(88.7): continue linearly from exp(80) there
+    xmax = _XMAX if jnp.finfo(_re(x).dtype).bits == 64 else 80.0
+    beyond = _re(x) > xmax
+    xc = jnp.where(beyond, xmax, x)
     e = jnp.exp(xc)
-    d = jnp.where(beyond, x - _XMAX, 0.0)
+    d = jnp.where(beyond, x - xmax, 0.0)
     return e * (1.0 + d), e, e * (1.0 + d + 0.5 * d * d)
 
 

@@ -16,9 +16,10 @@
   :data:`MAX_CLASS_LABEL` are an error).
 - ``mnist:DIR``: MNIST-format idx files in ``DIR``: ``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``
-  (``.gz`` variants and the ``train-images.idx3-ubyte`` spelling are accepted). Images are
-  flattened row-major and scaled by 1/255; the files' own train/test split is used
-  (``test_fraction`` and ``seed`` do not apply); 10 classes.
+  (``.gz`` variants and the ``train-images.idx3-ubyte`` spelling are accepted, so the folder
+  of Debian's ``dataset-fashion-mnist`` package, ``/usr/share/datasets/fashion-mnist``,
+  is read as it is). Images are flattened row-major and scaled by 1/255; the files' own
+  train/test split is used (``test_fraction`` and ``seed`` do not apply); 10 classes.
 
 **Splits** are fixed by the seed: iris, digits and csv use
 ``sklearn.model_selection.train_test_split(x, y, test_size=test_fraction, random_state=seed,
@@ -40,6 +41,7 @@ import gzip
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -378,7 +380,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             raw = f.read()
     except FileNotFoundError:
         raise ExperimentError(f"{path}: idx file not found") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise ExperimentError(f"{path}: cannot read idx file: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ExperimentError(f"{path}: bad idx magic number (not an idx file)")
@@ -400,6 +402,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"file has {have}"
         )
     arr = np.frombuffer(raw, dtype=dtype, offset=head).reshape(dims)
+    # a writable array in native byte order (one copy; frombuffer of bytes is read-only)
     return arr.astype(dtype.newbyteorder("="))
 
 
@@ -465,7 +468,9 @@ def _mnist(folder: Path, source: str) -> Dataset:
             )
         if labels.size and (labels.min() < 0 or labels.max() > 9):
             raise ExperimentError(f"{lpath}: labels must be digits 0..9")
-        x = images.reshape(len(images), -1).astype(np.float64) / 255.0
+        # in place: no second (n, pixels) float64 temporary (60 000 x 784 is 376 MB)
+        x = images.reshape(len(images), -1).astype(np.float64)
+        x /= 255.0
         parts.append((x, labels.astype(np.int64), images.shape[1:]))
     (xtr, ytr, shape), (xte, yte, shape_te) = parts
     if shape != shape_te:
@@ -500,7 +505,16 @@ def encode_inputs(
     if mode == "direct":
         return offset + gain * x
     if mode == "pm":
-        return np.concatenate([offset + gain * x, offset - gain * x], axis=-1)
+        # written into one preallocated array: the same values, bit for bit, as
+        # concatenate([offset + gain*x, offset - gain*x]) without its three full-size
+        # temporaries (for 60 000 x 784 features that took seconds instead of a fraction)
+        f = x.shape[-1]
+        out = np.empty(x.shape[:-1] + (2 * f,), dtype=np.result_type(x, gain, offset))
+        plus, minus = out[..., :f], out[..., f:]
+        np.multiply(gain, x, out=plus)
+        np.subtract(offset, plus, out=minus)
+        np.add(offset, plus, out=plus)
+        return out
     raise ExperimentError(f"input_mode must be 'direct' or 'pm' (got {mode!r})")
 
 

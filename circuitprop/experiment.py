@@ -31,7 +31,9 @@ Optional top-level key: ``description`` (free text). Defaults of the tables:
   ``g_min = 1e-9`` S, ``g_max = inf`` S, ``g_unit = 1.0`` S, ``init = "netlist"``,
   ``init_low = 0.0`` S, ``init_high = 1e-3`` S, ``input_gain = 1.0``, ``input_offset = 0.0`` V,
   ``input_mode = "direct"``, ``target_high = 1.0`` V, ``target_low = 0.0`` V,
-  ``checkpoint_every = 0`` (epochs; 0 = none).
+  ``checkpoint_every = 0`` (epochs; 0 = none), ``solver = "auto"`` (``newton``, ``dense``,
+  ``coordinate``; ``auto`` picks by structure, see ``docs/solvers.md``), ``dtype =
+  "float64"`` (or ``"float32"``), ``devices = 1`` (a count of local devices, or ``"all"``).
 - ``[measurement]``: ``adc_bits`` absent (ideal), ``adc_range = 1.0`` V, ``noise_std = 0.0`` V,
   ``seed = 0``.
 
@@ -87,6 +89,11 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 TASKS = ("auto", "classification", "regression")
 INITS = ("netlist", "uniform")
 INPUT_MODES = ("direct", "pm")
+#: ``[train] solver`` choices: the learning phases' solvers of ``circuitprop._solve``
+#: (``SOLVERS`` there) and ``auto``
+TRAIN_SOLVERS = ("auto", "newton", "dense", "coordinate")
+#: ``[train] dtype`` choices
+DTYPES = ("float64", "float32")
 _GROUND = ("0", "gnd")
 
 
@@ -162,6 +169,9 @@ class TrainSettings:
     target_high: float = 1.0
     target_low: float = 0.0
     checkpoint_every: int = 0
+    solver: str = "auto"
+    dtype: str = "float64"
+    devices: int | str = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,6 +500,13 @@ def check_names(experiment: Experiment, netlist) -> list[str]:
 _MISSING = object()
 
 
+def _devices(tt, default):
+    """``[train] devices``: ``"all"`` or a positive count."""
+    if isinstance(tt.doc.get("devices"), str):
+        return tt.string("devices", default, ("all",))
+    return tt.integer("devices", default, lo=1)
+
+
 class _Table:
     """Typed access to one TOML table, remembering which keys were used."""
 
@@ -774,6 +791,9 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         target_high=tt.number("target_high", td.target_high),
         target_low=tt.number("target_low", td.target_low),
         checkpoint_every=tt.integer("checkpoint_every", td.checkpoint_every, lo=0),
+        solver=tt.string("solver", td.solver, TRAIN_SOLVERS),
+        dtype=tt.string("dtype", td.dtype, DTYPES),
+        devices=_devices(tt, td.devices),
     )
     if train.init_low > train.init_high:
         raise ExperimentError(

@@ -14,13 +14,17 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from .._circuit import Circuit, MnaCircuit, Values
+from .._energy import Nudge, OutputCost
+from .._errors import ExperimentError
+from ._coordinate import Coordinate, coordinate_solve, with_colours
+from ._dense import dense_newton, layout_of
 from ._mna import MnaOptions, mna_solve
-from ._newton import NewtonOptions, newton_solve
+from ._newton import Newton, NewtonOptions, circuit_newton, newton_solve
 from ._result import RESULTS as RESULTS
 from ._result import Solution as Solution
 
 __all__ = ["METHODS", "Method", "method_name", "default_options", "steady_state", "RESULTS",
-           "Solution"]
+           "Solution", "circuit_solve", "auto_method", "prepare_circuit", "SOLVERS"]
 
 
 def _relax_options():
@@ -35,19 +39,34 @@ def _relax_solve(circuit, values, u0, options):
     return relax_solve(circuit, values, u0, options)
 
 
+def _dense_solve(circuit, values, u0, options):
+    return dense_newton(circuit, values, u0, options)
+
+
+def _no_setup(circuit):
+    return circuit
+
+
 class Method(NamedTuple):
-    """A steady-state solver: its default options and its solve function
-    ``(circuit, values, u0, options) -> Solution``."""
+    """A steady-state solver: its default options, its solve function
+    ``(circuit, values, u0, options) -> Solution`` and what it needs done to a compiled
+    circuit before tracing (``setup``: e.g. colouring the unknowns)."""
 
     options: Callable
     solve: Callable
+    setup: Callable = _no_setup
 
 
 #: the solvers of reciprocal circuits, by the name ``--method`` takes
 METHODS: dict[str, Method] = {
     "newton": Method(NewtonOptions, newton_solve),
+    "dense": Method(NewtonOptions, _dense_solve),
+    "coordinate": Method(Coordinate, coordinate_solve, with_colours),
     "relax": Method(_relax_options, _relax_solve),
 }
+
+#: the solvers a learning phase can use (``[train] solver``; ``auto`` picks one)
+SOLVERS = ("newton", "dense", "coordinate")
 #: the solver of circuits with controlled sources (no energy)
 MNA = Method(MnaOptions, mna_solve)
 
@@ -64,6 +83,43 @@ def _method(circuit, method: str) -> Method:
 def default_options(circuit, method: str):
     return _method(circuit, method).options()
 
+
+def prepare_circuit(circuit, method: str):
+    """What ``method`` needs done to a compiled circuit before it is traced."""
+    if isinstance(circuit, MnaCircuit):
+        return circuit
+    return METHODS[method].setup(circuit)
+
+
+def auto_method(c: Circuit, loss: str = "mse") -> str:
+    """The learning phases' solver for ``[train] solver = "auto"``:
+
+    - a layered network (dense blocks hold at least half of the resistors): ``coordinate``
+      with the ``mse`` nudge; with other costs (they couple every output) ``dense`` up to
+      500 unknowns, ``newton`` above;
+    - otherwise ``dense`` for at most 64 unknowns, and ``newton`` (Newton–CG) above.
+    """
+    layout = layout_of(c)
+    n_r = int(c.r_a.shape[0])
+    if n_r and layout.n_block_resistors >= n_r / 2:
+        return "coordinate" if loss == "mse" else ("dense" if c.n_u <= 500 else "newton")
+    return "dense" if c.n_u <= 64 else "newton"
+
+
+def circuit_solve(method: str, c: Circuit, values: Values, u0, options: Newton,
+                  nudge: Nudge | None = None, cost: OutputCost | None = None,
+                  warm: bool = False, coordinate: Coordinate | None = None):
+    """A reciprocal circuit's energy (plus an output ``nudge`` or ``cost``) minimised from
+    ``u0`` by ``method`` (one of :data:`SOLVERS`) to ``options``' tolerances (the
+    coordinate method takes its sweep cap from ``coordinate``)."""
+    if method == "newton":
+        return circuit_newton(c, values, u0, options, nudge, cost, warm)
+    if method == "dense":
+        return dense_newton(c, values, u0, options, nudge, cost, warm)
+    if method == "coordinate":
+        opts = Coordinate.like(options) if coordinate is None else coordinate
+        return coordinate_solve(c, values, u0, opts, nudge, cost, warm)
+    raise ExperimentError(f"unknown solver {method!r} (one of {', '.join(SOLVERS)})")
 
 def initial_unknowns(circuit: Circuit | MnaCircuit):
     n = circuit.n_nodes + circuit.n_br if isinstance(circuit, MnaCircuit) else circuit.n_u

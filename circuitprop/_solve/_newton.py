@@ -51,7 +51,7 @@ from ._multigrid import make_preconditioner
 from ._result import RESULTS, Solution
 
 __all__ = ["Newton", "NewtonOptions", "NewtonState", "NewtonSystem", "Linearisation",
-           "Advance", "CircuitSystem", "newton_solve", "circuit_newton"]
+           "Advance", "CircuitSystem", "newton_solve", "circuit_newton", "converged_step"]
 
 
 class Linearisation(NamedTuple):
@@ -274,11 +274,7 @@ class CircuitSystem(NewtonSystem):
         u_new = u + du
         v = lin.extra
         tol = newton.atol + newton.rtol * jnp.max(jnp.abs(v), initial=0.0)
-        dnorm = jnp.max(jnp.abs(du), initial=0.0)
-        # quadratic convergence: the next step would be about dnorm * (dnorm / dprev)
-        dprev = state.step_norm
-        rate = jnp.where(jnp.isfinite(dprev), jnp.minimum(dnorm / dprev, 1.0), 1.0)
-        small = (dnorm <= tol) | ((dnorm * rate <= tol) & (rate < 0.1))
+        small, dnorm = converged_step(du, tol, state.step_norm)
         vj_new = vj
         if has_d:
             vd_new = junction_voltages(c, node_voltages(c, values, u_new))
@@ -286,6 +282,15 @@ class CircuitSystem(NewtonSystem):
             vj_new = vd_new if self._complex(u) else \
                 junction_limit(vd_new, vj, c.diodes.vte, c.diodes.vcrit)
         return Advance(u=u_new, aux=vj_new, small=small, result=RESULTS.successful, norm=dnorm)
+
+
+def converged_step(du, tol, dprev):
+    """Newton's convergence test on a step ``du``: its max-norm is below ``tol``, or the
+    next step would be (quadratic convergence: about ``|du|·(|du|/dprev)``). Returns
+    ``(small, |du|_∞)``."""
+    dnorm = jnp.max(jnp.abs(du), initial=0.0)
+    rate = jnp.where(jnp.isfinite(dprev), jnp.minimum(dnorm / dprev, 1.0), 1.0)
+    return (dnorm <= tol) | ((dnorm * rate <= tol) & (rate < 0.1)), dnorm
 
 
 def limit_junctions(c: Circuit, values: Values, u, vj):

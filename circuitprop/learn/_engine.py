@@ -123,7 +123,8 @@ def ep_estimate(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str
     solve), in complex arithmetic for holomorphic estimators.
     """
     plan, w_free, w, holo = _phase_plan(estimator)
-    dtype = jnp.complex128 if holo else jnp.result_type(float)
+    real = jnp.result_type(theta)
+    dtype = jnp.promote_types(real, jnp.complex64) if holo else real
     bs = jnp.asarray([b for b, _ in plan], dtype) * beta
     from_free = jnp.asarray([f for _, f in plan])
     keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), len(plan))

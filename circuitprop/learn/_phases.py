@@ -15,7 +15,8 @@ Costs ``C(o, y)`` of the output voltages ``o``:
   one-hot class of the target vector (its largest entry). The nudge ``β C`` enters the
   energy as an :class:`~circuitprop._energy.OutputCost` (a current injection ``−β ∂C/∂o``).
 
-Every phase is solved by the package's one Newton loop (:mod:`circuitprop._solve._newton`).
+Every phase is solved by the package's solvers (:func:`circuitprop._solve._methods.circuit_solve`:
+Newton–CG, Newton on the dense reduced Hessian, or coordinate sweeps; ``Problem.method``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from .._energy import Nudge, OutputCost, node_voltages
 from .._errors import ExperimentError, NetlistError
 from .._graph import check_topology
 from .._losses import LOSSES, loss_value
-from .._solve._newton import Newton, NewtonOptions, circuit_newton
+from .._solve._coordinate import with_colours
+from .._solve._methods import SOLVERS, auto_method, circuit_solve
+from .._solve._newton import Newton, NewtonOptions
 from .._solve._result import Solution
 from ..experiment import check_names
 from ..netlist._types import Element
@@ -70,6 +73,7 @@ class Problem(eqx.Module):
     - ``out_p``/``out_m``: node indices of each output (ground is ``circuit.n_nodes``).
     - ``loss``: ``"mse"`` or ``"cross-entropy"``.
     - ``options``: Newton tolerances of every phase.
+    - ``method``: the phases' solver (one of ``circuitprop._solve._methods.SOLVERS``).
     """
 
     circuit: Circuit
@@ -85,6 +89,8 @@ class Problem(eqx.Module):
     loss: str = eqx.field(static=True)
     options: NewtonOptions = TIGHT
     can_clamp: bool = eqx.field(static=True, default=True)
+    method: str = eqx.field(static=True, default="newton")
+    train_slice: tuple | None = eqx.field(static=True, default=None)
 
     @property
     def n_params(self) -> int:
@@ -116,7 +122,8 @@ def _clamped_netlist(netlist, outputs):
 
 
 def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
-                 options: NewtonOptions = TIGHT) -> tuple[Problem, ProblemInfo]:
+                 options: NewtonOptions = TIGHT,
+                 method: str = "newton") -> tuple[Problem, ProblemInfo]:
     """Compile a deck for learning.
 
     **Arguments:**
@@ -127,6 +134,8 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     - ``trainable``: resistor names whose conductances learn.
     - ``loss``: ``"mse"`` or ``"cross-entropy"``.
     - ``options``: Newton tolerances of the phases.
+    - ``method``: the phases' solver, ``newton``, ``dense``, ``coordinate`` or ``auto``
+      (:func:`circuitprop._solve._methods.auto_method`).
 
     **Returns:** ``(problem, problem_info)``.
 
@@ -173,26 +182,56 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         return info.node_index[n]
 
     ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32).reshape(-1))  # noqa: E731
+    out_p = ia([node(p) for p, _ in outputs])
+    out_m = ia([node(m) for _, m in outputs])
+    if method == "auto":
+        method = auto_method(circuit, loss)
+    if method not in SOLVERS:
+        raise ExperimentError(f"unknown solver {method!r} (one of auto, {', '.join(SOLVERS)})")
+    if method == "coordinate":
+        if loss != "mse":
+            raise ExperimentError(f"the coordinate solver nudges with the mse loss only (loss "
+                                  f"{loss!r} couples every output): use solver = \"dense\" "
+                                  "or \"newton\"")
+        # the output nudges join each output's two nodes: they get different colours
+        circuit = with_colours(circuit, [(np.asarray(out_p), np.asarray(out_m))])
+        if can_clamp:
+            clamped = with_colours(clamped)
     prob = Problem(
         circuit=circuit, clamped=clamped, base=info.defaults, train_idx=ia(train_idx),
         in_v_idx=ia([a for a, _ in in_v]), in_v_col=ia([b for _, b in in_v]),
         in_i_idx=ia([a for a, _ in in_i]), in_i_col=ia([b for _, b in in_i]),
-        out_p=ia([node(p) for p, _ in outputs]), out_m=ia([node(m) for _, m in outputs]),
-        loss=loss, options=options, can_clamp=can_clamp)
+        out_p=out_p, out_m=out_m, loss=loss, options=options, can_clamp=can_clamp,
+        method=method, train_slice=_contiguous(train_idx))
     pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
                         inputs=list(inputs), outputs=list(outputs))
     return prob, pinfo
 
 
-def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = TIGHT):
+def _contiguous(idx: list[int]) -> tuple[int, int] | None:
+    """``(start, stop)`` when ``idx`` is ``start, start + 1, …, stop − 1``."""
+    if idx and list(idx) == list(range(idx[0], idx[0] + len(idx))):
+        return idx[0], idx[0] + len(idx)
+    return None
+
+
+def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = TIGHT,
+                            method: str | None = None):
     """:func:`make_problem` from an :class:`~circuitprop.experiment.Experiment` (parses and
-    checks the deck unless ``netlist`` is given)."""
+    checks the deck unless ``netlist`` is given). ``method``: the phases' solver (default:
+    the experiment's ``[train] solver``)."""
 
     if netlist is None:
         netlist = experiment.load_netlist()
     names = check_names(experiment, netlist)
-    return make_problem(netlist, experiment.inputs, experiment.outputs, names,
-                        experiment.learning.loss, options)
+    method = experiment.train.solver if method is None else method
+    try:
+        return make_problem(netlist, experiment.inputs, experiment.outputs, names,
+                            experiment.learning.loss, options, method)
+    except ExperimentError as e:
+        if "solver" in str(e):
+            raise ExperimentError(f"{experiment.path}: [train] solver: {e}") from None
+        raise
 
 
 # ----------------------------------------------------------------------------- costs
@@ -231,8 +270,11 @@ class Measurement(eqx.Module):
     ok: Array
 
     def energy_grad(self):
-        """``∂E/∂g_k = ½ ΔV_k²`` for every trainable resistor."""
-        return 0.5 * self.dv * self.dv
+        """``∂E/∂g_k = ½ ΔV_k²`` for every trainable resistor, in at least float64 (EP
+        subtracts these between phases: squaring a float32 drop of 100 V would round away
+        the millivolts a nudge moves it by)."""
+        dv = self.dv.astype(jnp.promote_types(self.dv.dtype, jnp.float64))
+        return 0.5 * dv * dv
 
 
 def measure(prob: Problem, c: Circuit, values: Values, sol: Solution) -> Measurement:
@@ -243,16 +285,19 @@ def measure(prob: Problem, c: Circuit, values: Values, sol: Solution) -> Measure
 def measure_state(prob: Problem, c: Circuit, values: Values, u, ok=True) -> Measurement:
     """The measurements of the circuit ``c`` at unknowns ``u``."""
     v = node_voltages(c, values, u)
-    ra = c.r_a[prob.train_idx]
-    rb = c.r_b[prob.train_idx]
-    return Measurement(dv=v[ra] - v[rb], out=output_voltages(prob, v), ok=jnp.asarray(ok))
+    if prob.train_slice is not None and c.layout is not None and c.layout.blocks:
+        # layered networks: broadcast differences on the dense blocks, no gathers
+        dv = c.layout.drops(v, c.r_a, c.r_b)[prob.train_slice[0] : prob.train_slice[1]]
+    else:
+        dv = v[c.r_a[prob.train_idx]] - v[c.r_b[prob.train_idx]]
+    return Measurement(dv=dv, out=output_voltages(prob, v), ok=jnp.asarray(ok))
 
 
 # ----------------------------------------------------------------------------- solves
 
 
-def _zeros(c: Circuit):
-    return jnp.zeros((c.n_u,), dtype=jnp.float64)
+def _zeros(c: Circuit, dtype=jnp.float64):
+    return jnp.zeros((c.n_u,), dtype=dtype)
 
 
 def output_cost(prob: Problem, beta, y):
@@ -274,15 +319,16 @@ def solve_phase(prob: Problem, values: Values, beta, y, u0=None, warm: bool = Fa
     ``u0`` (warm).
     """
     c = prob.circuit
-    u0 = _zeros(c) if u0 is None else u0
+    u0 = _zeros(c, values.g.dtype) if u0 is None else u0
     if beta is None:
-        return circuit_newton(c, values, u0, prob.options, warm=warm)
+        return circuit_solve(prob.method, c, values, u0, prob.options, warm=warm)
     if jnp.iscomplexobj(beta):
         u0 = u0.astype(jnp.result_type(beta))
     nudge, cst = output_cost(prob, beta, y)
     # a cost nudge (cross-entropy) always keeps the start's junction states: its phase
     # starts from a neighbouring equilibrium
-    return circuit_newton(c, values, u0, prob.options, nudge, cst, warm or cst is not None)
+    return circuit_solve(prob.method, c, values, u0, prob.options, nudge, cst,
+                         warm or cst is not None)
 
 
 def solve_free(prob: Problem, values: Values, u0=None) -> Solution:
@@ -313,4 +359,5 @@ def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solut
                               "tied to a source): use rule 'ep'")
     c = prob.clamped
     cv = clamped_values(prob, values, target)
-    return circuit_newton(c, cv, _zeros(c) if u0 is None else u0, prob.options), cv
+    return circuit_solve(prob.method, c, cv, _zeros(c, cv.g.dtype) if u0 is None else u0,
+                         prob.options), cv

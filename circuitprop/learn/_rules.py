@@ -153,7 +153,9 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
         g, ok, _ = implicit_gradient(eq, theta, x, y, free.state, method=cfg.adjoint)
         return RuleOutput(grad=g, loss=loss, out=true.out, ok=ok & free.ok, u=free.state)
     k0, k1 = jax.random.split(key)
-    read = eq.measure(theta, x, free.state, cfg.measurement, k0)
+    # an ideal measurement reads what is true: measure once
+    read = true if cfg.measurement is None else eq.measure(theta, x, free.state,
+                                                             cfg.measurement, k0)
     if cfg.rule == "ep":
         g, ok = ep_estimate(eq, theta, x, y, cfg.beta, cfg.estimator, free, read.dE,
                             warm=cfg.warm, model=cfg.measurement, key=k1)

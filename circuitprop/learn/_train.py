@@ -60,8 +60,15 @@ __all__ = ["train", "TrainResult", "evaluate", "CHECKPOINT_FORMAT"]
 #: Newton tolerances used while training (looser than gradcheck's, still far below β effects).
 TRAIN_OPTIONS = NewtonOptions(rtol=1e-12, atol=1e-14, max_steps=400)
 
+#: The same for ``[train] dtype = "float32"``: a step of at most ``1e-7 + 1e-6·max|v|`` volts
+#: (float32 resolves about 1e-7 of the largest voltage).
+TRAIN_OPTIONS_F32 = NewtonOptions(rtol=1e-6, atol=1e-7, max_steps=400)
+
 #: Version of the ``checkpoint.npz`` layout; ``resume`` refuses any other.
 CHECKPOINT_FORMAT = 2
+
+#: How many training steps one compiled loop runs between host checks (progress, failures).
+_CHUNK = 64
 
 #: How many sample indices an error message lists.
 _LISTED = 8
@@ -69,7 +76,7 @@ _LISTED = 8
 #: What identifies a run in its checkpoint, and how messages name each part.
 _IDENTITY = {"rule": "rule", "estimator": "estimator", "beta": "beta", "loss": "loss",
              "optimizer": "optimizer", "data": "data set", "parameters": "parameter names",
-             "shapes": "array shapes"}
+             "shapes": "array shapes", "dtype": "dtype"}
 
 
 class TrainResult(dict):
@@ -90,6 +97,60 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
         return a
     pad = np.repeat(a[-1:], n - len(a), axis=0)
     return np.concatenate([a, pad], axis=0)
+
+
+def _cast(tree, dtype):
+    """Every floating-point array of ``tree`` in ``dtype``."""
+    def cast(a):
+        if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating):
+            return a.astype(dtype)
+        return a
+    return jax.tree_util.tree_map(cast, tree)
+
+
+def _with_overrides(exp, **overrides):
+    """The experiment with ``[train]`` settings replaced (command-line flags), checked like
+    the file's."""
+    from ..experiment import DTYPES, TRAIN_SOLVERS
+
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if not changes:
+        return exp
+    if "solver" in changes and changes["solver"] not in TRAIN_SOLVERS:
+        raise ExperimentError(f"--solver: {changes['solver']!r} is not one of "
+                              f"{', '.join(TRAIN_SOLVERS)}")
+    if "dtype" in changes and changes["dtype"] not in DTYPES:
+        raise ExperimentError(f"--dtype: {changes['dtype']!r} is not one of {', '.join(DTYPES)}")
+    if "devices" in changes:
+        d = changes["devices"]
+        if isinstance(d, str) and d.strip().lower() == "all":
+            d = "all"
+        else:
+            try:
+                d = int(d)
+            except (TypeError, ValueError):
+                d = None
+            if d is None or isinstance(changes["devices"], bool) or d < 1:
+                raise ExperimentError(f"--devices: expected 'all' or a count >= 1, got "
+                                      f"{changes['devices']!r}")
+        changes["devices"] = d
+    return dataclasses.replace(exp, train=dataclasses.replace(exp.train, **changes))
+
+
+def _mesh(exp, devices, batch_size: int):
+    """The mesh over the batch axis for ``[train] devices`` (``None`` for one device)."""
+    local = jax.local_devices()
+    n = len(local) if devices == "all" else int(devices)
+    if n > len(local):
+        raise ExperimentError(f"{exp.path}: [train] devices: {n} requested, but only "
+                              f"{len(local)} local device(s) are present "
+                              f"({', '.join(sorted({d.platform for d in local}))})")
+    if n <= 1:
+        return None
+    if batch_size % n:
+        raise ExperimentError(f"{exp.path}: [train] devices: the batch ({batch_size}) must split "
+                              f"evenly over {n} devices")
+    return jax.sharding.Mesh(np.asarray(local[:n]), ("batch",))
 
 
 def _listed(indices) -> str:
@@ -203,7 +264,7 @@ def _differences(old: dict, new: dict) -> list[str]:
     """What differs between a checkpoint's identity and this run's, in words."""
     diffs = []
     for key, label in _IDENTITY.items():
-        a, b = old.get(key), new.get(key)
+        a, b = old.get(key, "float64" if key == "dtype" else None), new.get(key)
         if a == b:
             continue
         if key == "data" and isinstance(a, dict):
@@ -336,7 +397,8 @@ def _read_checkpoint(path: Path, identity: dict, templates: dict, classification
 
 def train(experiment, out: str | os.PathLike, *, resume: bool = False,
           epochs: int | None = None, progress: bool = True, rule: str | None = None,
-          estimator: str | None = None, quiet: bool = False) -> TrainResult:
+          estimator: str | None = None, quiet: bool = False, solver: str | None = None,
+          devices: int | str | None = None, dtype: str | None = None) -> TrainResult:
     """Train an experiment and write its results to ``out``.
 
     **Arguments:**
@@ -350,6 +412,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     - ``epochs``: override ``[train] epochs`` (the total, counting resumed epochs).
     - ``progress``: show a tqdm progress bar on stderr.
     - ``rule``, ``estimator``: override ``[learning]``.
+    - ``solver``, ``devices``, ``dtype``: override ``[train]`` (``devices``: a count of
+      local devices or ``"all"``; each batch is sharded over them).
 
     **Returns:** a :class:`TrainResult`, the content of ``metrics.json``: ``experiment``,
     ``rule``, ``estimator``, ``beta``, ``loss``, ``epochs``, ``n_parameters``, ``n_train``,
@@ -359,7 +423,10 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     each epoch's test metrics because their free phase did not converge; the final
     evaluations have none, or the run fails), ``mean_epoch_seconds``; for classification also
     ``train_accuracy_history`` (running: the free-phase outputs seen during the epoch),
-    ``test_accuracy_history``, ``test_accuracy``, ``train_accuracy``, ``train_loss`` (final).
+    ``test_accuracy_history``, ``test_accuracy``, ``train_accuracy``, ``train_loss`` (final);
+    ``solver`` (the phases' solver), ``devices`` (how many devices each batch was sharded
+    over), ``device_kind`` (``cpu``, ``gpu``...), ``dtype``, ``setup_seconds`` (from the call
+    to the first batch: parsing, compiling, loading data, the initial free phases).
     Per-epoch test entries are ``None`` when no test sample converged that epoch.
 
     **Raises:** :class:`ExperimentError` (bad settings, a ``batch_size`` above the number of
@@ -373,7 +440,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
     if not hasattr(experiment, "learning"):
         experiment = load_experiment(experiment)
-    exp = experiment
+    t_start = time.perf_counter()
+    exp = _with_overrides(experiment, solver=solver, devices=devices, dtype=dtype)
     t, learn = exp.train, exp.learning
     rule = rule or learn.rule
     estimator = estimator or learn.estimator
@@ -389,15 +457,19 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                               f"{e.strerror or e}") from None
 
     netlist = exp.load_netlist()
-    prob, pinfo = problem_from_experiment(exp, netlist, TRAIN_OPTIONS)
+    fdt = np.float32 if t.dtype == "float32" else np.float64
+    prob, pinfo = problem_from_experiment(
+        exp, netlist, TRAIN_OPTIONS_F32 if fdt is np.float32 else TRAIN_OPTIONS)
+    if fdt is np.float32:
+        prob = _cast(prob, jnp.float32)
     cfg = rule_config(rule, estimator, learn.beta, learn.eta_for(rule), from_settings(exp.measurement),
                       learn.loss)
     cfg = dataclasses.replace(cfg, warm=True)
     ds = exp.load_data()
-    xtr = np.asarray(exp.encode_inputs(ds.x_train), dtype=np.float64)
-    ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), dtype=np.float64)
-    xte = np.asarray(exp.encode_inputs(ds.x_test), dtype=np.float64)
-    yte = np.asarray(exp.encode_targets(ds.y_test, ds.n_classes), dtype=np.float64)
+    xtr = np.asarray(exp.encode_inputs(ds.x_train), dtype=fdt)
+    ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), dtype=fdt)
+    xte = np.asarray(exp.encode_inputs(ds.x_test), dtype=fdt)
+    yte = np.asarray(exp.encode_targets(ds.y_test, ds.n_classes), dtype=fdt)
     n_train, n_test = len(xtr), len(xte)
     if n_train == 0:
         raise ExperimentError(f"{exp.path}: the training set is empty")
@@ -413,27 +485,27 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     if t.init == "uniform":
         init_rng = np.random.default_rng([t.seed, 1])
         theta0 = init_rng.uniform(t.init_low, t.init_high, size=theta0.shape)
-    params = jnp.asarray(np.clip(theta0 / unit, lo, hi))
+    params = jnp.asarray(np.clip(theta0 / unit, lo, hi).astype(fdt))
     opt = _optimizer(t)
     opt_state = opt.init(params)
     leaves, treedef = jax.tree_util.tree_flatten(opt_state)
     rng = np.random.default_rng(t.seed)
     n_u = prob.circuit.n_u
-    u_cache = np.zeros((n_train, n_u), dtype=np.float64)
-    eval_cache = {"train": np.zeros((n_train, n_u)), "test": np.zeros((n_test, n_u))}
+    u_cache = np.zeros((n_train, n_u), dtype=fdt)
+    eval_cache = {"train": np.zeros((n_train, n_u), fdt), "test": np.zeros((n_test, n_u), fdt)}
     hist = {"train_loss_history": [], "test_loss_history": [], "train_accuracy_history": [],
             "test_accuracy_history": [], "epoch_seconds": [], "non_converged": {"test": []}}
     start_epoch = 0
     ckpt = out / "checkpoint.npz"
 
-    templates = {"params": (params.shape, params.dtype), "u_cache": (u_cache.shape, np.float64),
-                 "eval_train": (eval_cache["train"].shape, np.float64),
-                 "eval_test": (eval_cache["test"].shape, np.float64)}
+    templates = {"params": (params.shape, params.dtype), "u_cache": (u_cache.shape, fdt),
+                 "eval_train": (eval_cache["train"].shape, fdt),
+                 "eval_test": (eval_cache["test"].shape, fdt)}
     templates.update({f"opt_{i}": (np.shape(leaf), np.asarray(leaf).dtype)
                       for i, leaf in enumerate(leaves)})
     identity = {
         "rule": rule, "estimator": estimator, "beta": float(learn.beta), "loss": learn.loss,
-        "optimizer": t.optimizer,
+        "optimizer": t.optimizer, "dtype": t.dtype,
         "data": {"source": exp.data.source, "n_train": n_train, "n_test": n_test,
                  "digest": _data_digest(ds)},
         "parameters": list(pinfo.parameters),
@@ -506,19 +578,34 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                                 f"{state} and {note}")
 
     g_unit = unit
+    n_batches = math.ceil(n_train / bs)
+    chunk = math.ceil(n_batches / math.ceil(n_batches / _CHUNK))  # equal chunks
+    mesh = _mesh(exp, t.devices, bs)
+    x_dev, y_dev = jnp.asarray(xtr), jnp.asarray(ytr)
+
+    def per_sample(theta, xb, yb, keys, ub):
+        return jax.vmap(lambda x, y, k, u: sample_gradient(prob, cfg, theta, x, y, k, u))(
+            xb, yb, keys, ub)
+
+    if mesh is not None:
+        from jax.sharding import PartitionSpec as P
+
+        # each device solves its slice of the batch; the mean below is all-reduced by XLA
+        per_sample = jax.shard_map(per_sample, mesh=mesh,
+                                   in_specs=(P(), P("batch"), P("batch"), P("batch"), P("batch")),
+                                   out_specs=P("batch"), check_vma=False)
 
     def step(params, opt_state, xb, yb, wb, ub, key, lr):
         theta = params * g_unit
         keys = jax.random.split(key, xb.shape[0])
-        res = jax.vmap(lambda x, y, k, u: sample_gradient(prob, cfg, theta, x, y, k, u))(
-            xb, yb, keys, ub)
+        res = per_sample(theta, xb, yb, keys, ub)
         ok = (res.ok & jnp.isfinite(res.loss) & jnp.all(jnp.isfinite(res.out), axis=1)
               & jnp.all(jnp.isfinite(res.u), axis=1))
         grad_ok = jnp.all(jnp.isfinite(res.grad), axis=1)
         # padding rows repeat the batch's last sample with weight 0
         g = jnp.where((wb > 0)[:, None], res.grad, 0.0)
         grad = jnp.sum(wb[:, None] * g, axis=0) / jnp.sum(wb)
-        grad = grad * g_unit  # dL/d(g/g_unit)
+        grad = (grad * g_unit).astype(params.dtype)  # dL/d(g/g_unit)
         opt_state.hyperparams["learning_rate"] = lr
         updates, new_state = opt.update(grad, opt_state, params)
         new_params = jnp.clip(optax.apply_updates(params, updates), lo, hi)
@@ -528,9 +615,39 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                         for leaf in jax.tree_util.tree_leaves(new_state)
                         if jnp.issubdtype(leaf.dtype, jnp.inexact))
         return (new_params, new_state, res.loss, res.out, res.u, ok, grad_ok,
-                (bad_grad, bad_params, bad_state))
+                jnp.stack([bad_grad, bad_params, bad_state]).astype(jnp.int32))
 
-    step_jit = jax.jit(step)
+    def run_chunk(params, opt_state, u_all, idx, wts, batch_no, epoch, lr):
+        """Up to ``chunk`` training steps in one compiled loop. A batch that fails leaves
+        the state as it was and so does every later batch of the chunk; ``fail`` is the
+        position of the first failed batch in the chunk (``-1``: none). Batches numbered
+        ``-1`` pad the epoch to whole chunks and change nothing."""
+
+        def body(carry, inp):
+            params, opt_state, u_all, fail = carry
+            ib, wb, b, pos = inp
+            key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
+
+            xb, yb, ub = x_dev[ib], y_dev[ib], u_all[ib]
+            p, s, loss, o, u, ok, grad_ok, counts = step(params, opt_state, xb, yb, wb, ub,
+                                                          key, lr)
+            real = wb > 0
+            good = ((fail < 0) & (b >= 0) & jnp.all(ok | ~real) & jnp.all(grad_ok | ~real)
+                    & jnp.all(counts == 0))
+            keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
+                lambda a, c: jnp.where(good, a, c), new, old)
+            # padding rows write their (repeated) sample's own new state: the same value
+            u_all = u_all.at[ib].set(jnp.where(good, u, ub))
+            fail = jnp.where((fail < 0) & (b >= 0) & ~good, pos, fail)
+            return (keep(p, params), keep(s, opt_state), u_all, fail), \
+                (loss, o, ok, grad_ok, counts)
+
+        pos = jnp.arange(idx.shape[0])
+        (params, opt_state, u_all, fail), per = jax.lax.scan(
+            body, (params, opt_state, u_all, jnp.asarray(-1)), (idx, wts, batch_no, pos))
+        return params, opt_state, u_all, fail, per
+
+    run_jit = jax.jit(run_chunk)
 
     def eval_set(theta, which: str):
         x, y = (xtr, ytr) if which == "train" else (xte, yte)
@@ -547,7 +664,6 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         return float(np.mean(loss[ok])), acc
 
     base_key = jax.random.PRNGKey(exp.measurement.seed)
-    n_batches = math.ceil(n_train / bs)
     n_par = int(params.shape[0])
     bar = None
     if progress:
@@ -555,49 +671,69 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
         bar = tqdm(total=max(0, n_epochs - start_epoch) * n_batches, desc="train", unit="batch",
                    file=sys.stderr, disable=quiet, leave=False)
+    setup_seconds = time.perf_counter() - t_start
     try:
         for epoch in range(start_epoch, n_epochs):
             t0 = time.perf_counter()
             order = rng.permutation(n_train) if t.shuffle else np.arange(n_train)
-            lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=jnp.float64)
-            losses, outs, seen = [], [], []
+            lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=params.dtype)
+            # the epoch's batches, padded to whole chunks (padding batches are skipped)
+            n_pad = math.ceil(n_batches / chunk) * chunk
+            idx_all = np.zeros((n_pad, bs), dtype=np.int32)
+            w_all = np.zeros((n_pad, bs))
+            b_all = np.full(n_pad, -1, dtype=np.int32)
             for b in range(n_batches):
                 idx = order[b * bs : (b + 1) * bs]
-                m = len(idx)
-                pidx = _pad(idx, bs)
-                wb = jnp.asarray((np.arange(bs) < m).astype(np.float64))
-                key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
-                new_params, new_state, loss, o, u, ok, grad_ok, counts = step_jit(
-                    params, opt_state, jnp.asarray(xtr[pidx]), jnp.asarray(ytr[pidx]), wb,
-                    jnp.asarray(u_cache[pidx]), key, lr)
-                where = f"epoch {epoch + 1}, batch {b + 1} of {n_batches}"
-                okm = np.asarray(ok)[:m]
-                if not okm.all():
-                    badi = np.sort(idx[~okm])
-                    raise stopped(where, f"a learning phase did not converge for {len(badi)} of "
-                                         f"{m} samples (training samples {_listed(badi)})")
-                gm = np.asarray(grad_ok)[:m]
-                if not gm.all():
-                    badi = np.sort(idx[~gm])
-                    raise stopped(where, f"the gradient is not finite for {len(badi)} of {m} "
-                                         f"samples (training samples {_listed(badi)})")
-                bad_grad, bad_params, bad_state = (int(c) for c in counts)
-                if bad_grad:
-                    raise stopped(where, f"the mean gradient has {bad_grad} non-finite "
-                                         f"components of {n_par}")
-                if bad_params:
-                    raise stopped(where, f"the update made {bad_params} of {n_par} "
-                                         "conductances non-finite")
-                if bad_state:
+                idx_all[b] = _pad(idx, bs)
+                w_all[b, : len(idx)] = 1.0
+                b_all[b] = b
+            u_dev = jnp.asarray(u_cache)
+            losses, outs = [], []
+            for c0 in range(0, n_pad, chunk):
+                sl = slice(c0, c0 + chunk)
+                params_new, state_new, u_dev, fail, per = run_jit(
+                    params, opt_state, u_dev, jnp.asarray(idx_all[sl]),
+                    jnp.asarray(w_all[sl], dtype=params.dtype), jnp.asarray(b_all[sl]),
+                    epoch, lr)
+                loss_c, o_c, ok_c, gok_c, counts_c = (np.asarray(a) for a in per)
+                fail = int(fail)
+                n_done = fail if fail >= 0 else chunk
+                for k in range(n_done):
+                    b = c0 + k
+                    if b >= n_batches:
+                        break
+                    m = int(w_all[b].sum())
+                    losses.append(loss_c[k][:m])
+                    outs.append(o_c[k][:m])
+                if fail >= 0:
+                    b = c0 + fail
+                    idx = order[b * bs : (b + 1) * bs]
+                    m = len(idx)
+                    where = f"epoch {epoch + 1}, batch {b + 1} of {n_batches}"
+                    okm = ok_c[fail][:m]
+                    gm = gok_c[fail][:m]
+                    bad_grad, bad_params, bad_state = (int(c) for c in counts_c[fail])
+                    if not okm.all():
+                        badi = np.sort(idx[~okm])
+                        raise stopped(where, f"a learning phase did not converge for {len(badi)} "
+                                             f"of {m} samples (training samples {_listed(badi)})")
+                    if not gm.all():
+                        badi = np.sort(idx[~gm])
+                        raise stopped(where, f"the gradient is not finite for {len(badi)} of {m} "
+                                             f"samples (training samples {_listed(badi)})")
+                    if bad_grad:
+                        raise stopped(where, f"the mean gradient has {bad_grad} non-finite "
+                                             f"components of {n_par}")
+                    if bad_params:
+                        raise stopped(where, f"the update made {bad_params} of {n_par} "
+                                             "conductances non-finite")
                     raise stopped(where, f"the update made {bad_state} optimizer-state values "
                                          "non-finite")
-                params, opt_state = new_params, new_state
-                u_cache[idx] = np.asarray(u)[:m]
-                losses.append(np.asarray(loss)[:m])
-                outs.append(np.asarray(o)[:m])
-                seen.append(idx)
+                params, opt_state = params_new, state_new
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(min(chunk, n_batches - c0))
+            u_cache = np.array(u_dev)
+            seen = order
             train_loss = float(np.mean(np.concatenate(losses)))
             theta = params * g_unit
             tl, to, tok = eval_set(theta, "test")
@@ -609,7 +745,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             if classification:
                 # running accuracy: the free-phase outputs seen during the epoch
                 pred = exp.predict_classes(np.concatenate(outs), ds.n_classes)
-                train_acc = float(np.mean(pred == np.asarray(ds.y_train)[np.concatenate(seen)]))
+                train_acc = float(np.mean(pred == np.asarray(ds.y_train)[seen]))
                 hist["train_accuracy_history"].append(train_acc)
                 hist["test_accuracy_history"].append(test_acc)
             if bar is not None:
@@ -663,6 +799,12 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         metrics["train_accuracy"] = train_acc
     metrics["mean_epoch_seconds"] = (float(np.mean(hist["epoch_seconds"]))
                                      if hist["epoch_seconds"] else None)
+    metrics["solver"] = prob.method
+    metrics["devices"] = 1 if mesh is None else int(mesh.devices.size)
+    metrics["device_kind"] = (jax.local_devices()[0].platform if mesh is None
+                              else str(mesh.devices.flat[0].platform))
+    metrics["dtype"] = t.dtype
+    metrics["setup_seconds"] = setup_seconds
     conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta)}
     try:
         write_spice(out / "trained.cir", netlist, conductances,

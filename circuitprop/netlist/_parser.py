@@ -39,6 +39,8 @@ from ._values import (
 __all__ = ["load", "parse"]
 
 _GROUND_NAMES = frozenset(("0", "gnd"))
+_DIGIT_CHARS = frozenset("0123456789")
+_PUNCT_TOKENS = frozenset("=()")
 
 #: Dot commands accepted and ignored (output, transient/AC-only analyses, initial guesses).
 _IGNORED_COMMANDS = frozenset(
@@ -973,6 +975,20 @@ class _Parser:
     def _resistor(self, line: Line, ctx: _Ctx) -> None:
         toks = self._tokens(line)
         name = toks[0]
+        if len(toks) == 4:
+            n1, n2, tok = toks[1], toks[2], toks[3]
+            if tok[0] in _DIGIT_CHARS and n1 not in _PUNCT_TOKENS and n2 not in _PUNCT_TOKENS:
+                # fastest path, every line of a generated deck: R n1 n2 number (no model can
+                # start with a digit; the checks and messages are those of the general path)
+                value = self._value(tok, ctx, line, name)
+                if value == 0:
+                    raise _err(
+                        f"{name}: zero resistance (use a V source of 0 V for a short)", line, ctx
+                    )
+                self._add(
+                    "r", name, (self._node(n1, ctx), self._node(n2, ctx)), line, ctx, value=value
+                )
+                return
         if len(toks) == 4 and "=" not in toks and "(" not in toks and ")" not in toks:
             # fast path: R n1 n2 value
             pos, kw = toks[1:], {}

@@ -43,6 +43,9 @@ class ExpressionError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"([+-]?)(\d+\.?\d*|\.\d+)(?:[eEdD]([+-]?)(\d*))?")
+# A whole token that is a plain decimal number (what :func:`format_number` and generated decks
+# write without a scale word): Python's ``float`` reads it exactly as ngspice does.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 # Characters that may not appear in the ignored tail of a plain number.
 _BAD_TAIL = re.compile(r"[-+*/^(){}'\"=<>!?:%&|]")
 
@@ -93,6 +96,13 @@ def parse_number(text: str) -> float:
     :class:`ExpressionError` when ``text`` does not start with a number, or when the ignored
     tail contains an operator (``2*3``).
     """
+    if _PLAIN_DECIMAL.fullmatch(text) is not None:
+        # the common case (no scale word, no ``d`` exponent): Python reads the same decimal
+        # number, correctly rounded, as the general path below
+        value = float(text)
+        if not math.isfinite(value):
+            raise ExpressionError(f"number out of range '{text}'")
+        return value
     m = _NUMBER.match(text)
     if m is None:
         raise ExpressionError(f"bad number '{text}'")
