@@ -10,11 +10,24 @@ hidden nodes; one output per circuit output), ReLU hidden units, the same mse lo
 same encoded targets, trained with the experiment's optimizer, batch size, epochs and
 per-epoch learning-rate decay (learning rate: ``BP_LR``).
 
+Two more sections, measured in the same run:
+
+- **Solvers** (``--solvers``): the digits network trained by EP with each phase solver of
+  ``[train] solver`` (``newton``: Newton–CG, ``dense``: Newton on the factorised reduced
+  Hessian, ``coordinate``: block coordinate descent on the dense blocks), same data order.
+- **Fashion-MNIST** (``--fashion``): ``examples/fashion-mnist`` limited to
+  ``--fashion-train`` / ``--fashion-test`` images (default 4000 / 2000, one epoch; ``0`` for
+  all), when Debian's ``dataset-fashion-mnist`` files are installed.
+
+``--reference DIR`` also runs the fast-DRN PyTorch reference (``bench/fast_drn_reference.py``;
+``DIR`` is a checkout of rain-neuromorphics/energy-based-learning, with torch installed) on
+the same data and epochs, and reports the time ratios.
+
 Usage::
 
     python bench/train_compare.py                  # xor, iris (full), digits (3 epochs)
     python bench/train_compare.py --digits-epochs 30
-    python bench/train_compare.py --only xor iris --out docs/results.md
+    python bench/train_compare.py --only digits --solvers --fashion --reference /tmp/ref/energy-based-learning
 """
 
 from __future__ import annotations
@@ -121,14 +134,54 @@ def run_backprop(name: str, epochs: int | None) -> dict:
     return m
 
 
-def run(name: str, rule: str, epochs: int | None, workdir: Path) -> dict:
+def run(name: str, rule: str, epochs: int | None, workdir: Path, solver: str | None = None,
+        experiment: Path | None = None) -> dict:
     from circuitprop.learn import train
 
-    exp = REPO / "examples" / name / "experiment.toml"
+    exp = experiment or REPO / "examples" / name / "experiment.toml"
     t0 = time.perf_counter()
-    m = train(exp, workdir / f"{name}-{rule}", rule=rule, epochs=epochs, progress=False)
+    m = train(exp, workdir / f"{name}-{rule}-{solver}", rule=rule, epochs=epochs,
+              progress=False, solver=solver)
     m["wall_seconds"] = time.perf_counter() - t0
     return m
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def fashion_experiment(workdir: Path, n_train: int, n_test: int) -> Path:
+    """examples/fashion-mnist/experiment.toml with the deck's absolute path and the limits."""
+    src = REPO / "examples" / "fashion-mnist"
+    text = (src / "experiment.toml").read_text()
+    text = text.replace('netlist = "fashion.cir"', f'netlist = "{src / "fashion.cir"}"')
+    limits = "".join(f"{k} = {v}\n" for k, v in (("limit_train", n_train),
+                                                  ("limit_test", n_test)) if v)
+    text = text.replace("[data]\n", "[data]\n" + limits, 1)
+    path = workdir / "fashion.toml"
+    path.write_text(text)
+    return path
+
+
+def run_reference(ref: str, task: str, epochs: int, n_train: int = 0, n_test: int = 0,
+                  gain: float | None = None) -> dict | None:
+    """The fast-DRN PyTorch reference on the same data (``bench/fast_drn_reference.py``)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, str(REPO / "bench" / "fast_drn_reference.py"), "--ref", ref,
+           "--task", task, "--epochs", str(epochs), "--json"]
+    if n_train:
+        cmd += ["--limit-train", str(n_train)]
+    if n_test:
+        cmd += ["--limit-test", str(n_test)]
+    if gain is not None:
+        cmd += ["--gain", str(gain)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"reference {task} failed: {out.stderr.strip().splitlines()[-1:]}",
+              file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -137,6 +190,12 @@ def main(argv=None) -> int:
     p.add_argument("--digits-epochs", type=int, default=3,
                    help="epochs for digits (the experiment's own count with 0)")
     p.add_argument("--out", default=str(REPO / "docs" / "results.md"))
+    p.add_argument("--solvers", action="store_true", help="digits with every phase solver")
+    p.add_argument("--fashion", action="store_true", help="the Fashion-MNIST row")
+    p.add_argument("--fashion-train", type=int, default=4000)
+    p.add_argument("--fashion-test", type=int, default=2000)
+    p.add_argument("--fashion-epochs", type=int, default=1)
+    p.add_argument("--reference", help="checkout of the fast-DRN reference code (runs it too)")
     args = p.parse_args(argv)
     import circuitprop  # noqa: F401
 
@@ -153,6 +212,30 @@ def main(argv=None) -> int:
             print(f"{name}: backprop ...", file=sys.stderr, flush=True)
             res["bp"] = run_backprop(name, epochs)
             rows.append((name, res))
+        digits_epochs = args.digits_epochs or None
+        solver_rows = []
+        if args.solvers:
+            for solver in ("newton", "dense", "coordinate"):
+                print(f"digits: ep, solver {solver} ...", file=sys.stderr, flush=True)
+                solver_rows.append((solver, run("digits", "ep", digits_epochs, Path(tmp),
+                                                solver=solver)))
+        ref_digits = None
+        if args.reference and ("digits" in args.only or args.solvers):
+            print("digits: reference ...", file=sys.stderr, flush=True)
+            ref_digits = run_reference(args.reference, "digits", digits_epochs or 30)
+        fashion = ref_fashion = None
+        if args.fashion:
+            if not FASHION_DIR.is_dir():
+                print(f"fashion: {FASHION_DIR} missing (apt-get install -y "
+                      "dataset-fashion-mnist): row skipped", file=sys.stderr)
+            else:
+                print("fashion: ep ...", file=sys.stderr, flush=True)
+                exp = fashion_experiment(Path(tmp), args.fashion_train, args.fashion_test)
+                fashion = run("fashion", "ep", args.fashion_epochs, Path(tmp), experiment=exp)
+                if args.reference:
+                    print("fashion: reference ...", file=sys.stderr, flush=True)
+                    ref_fashion = run_reference(args.reference, "fashion", args.fashion_epochs,
+                                                args.fashion_train, args.fashion_test)
 
     def score(m):
         if "test_accuracy" in m:
@@ -201,6 +284,56 @@ def main(argv=None) -> int:
         "free phase, for both rules.",
         "",
     ]
+    def ref_time(r):  # the reference's epochs are all alike (no compilation)
+        return sum(r["epoch_seconds"]) / len(r["epoch_seconds"])
+
+    if solver_rows:
+        base = epoch_time(solver_rows[0][1])
+        lines += [
+            "## Phase solvers on digits",
+            "",
+            "`examples/digits` (128 input sources, 120 unknowns, 14 820 resistors in two dense "
+            "blocks) trained by its EP rule with each `[train] solver`, same data order and "
+            "seed. The epoch time includes the test-set evaluation.",
+            "",
+            "| solver | epochs | test accuracy | s/epoch | time / newton |",
+            "|---|---|---|---|---|",
+        ]
+        for solver, m in solver_rows:
+            lines.append(f"| {solver} | {m['epochs']} | {score(m)} | {epoch_time(m):.3f} | "
+                         f"{epoch_time(m) / base:.2f} |")
+        if ref_digits:
+            tr = ref_time(ref_digits)
+            best = min(epoch_time(m) for _, m in solver_rows)
+            lines.append(f"| fast-DRN reference (PyTorch) | {ref_digits['epochs']} | "
+                         f"{100 * ref_digits['test_accuracy'][-1]:.1f}% | {tr:.3f} | "
+                         f"{tr / base:.2f} |")
+            lines += ["", f"Fastest solver / reference epoch time: {best / tr:.2f}."]
+        lines.append("")
+    if fashion:
+        lim = (f"{args.fashion_train or 60000} training / {args.fashion_test or 10000} test "
+               "images")
+        lines += [
+            "## Fashion-MNIST",
+            "",
+            f"`examples/fashion-mnist` (DRN 1568(±x)-100-10, 158 800 weights), {lim}, "
+            f"{fashion['epochs']} epoch(s), solver `{fashion['solver']}`. Set-up before the "
+            "first batch (parse, compile, data, the initial free phase of every training "
+            "sample): " + f"{fashion['setup_seconds']:.1f} s.",
+            "",
+            "| | epochs | test accuracy | s/epoch (first, with compilation) |",
+            "|---|---|---|---|",
+            f"| circuitprop | {fashion['epochs']} | {score(fashion)} | "
+            f"{fashion['epoch_seconds'][0]:.1f} |",
+        ]
+        if ref_fashion:
+            lines.append(f"| fast-DRN reference | {ref_fashion['epochs']} | "
+                         f"{100 * ref_fashion['test_accuracy'][-1]:.1f}% | "
+                         f"{ref_fashion['epoch_seconds'][0]:.1f} |")
+            lines += ["", "Epoch time circuitprop / reference: "
+                      f"{fashion['epoch_seconds'][0] / ref_fashion['epoch_seconds'][0]:.2f} "
+                      "(the first epoch, compilation included)."]
+        lines.append("")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

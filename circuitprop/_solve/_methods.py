@@ -15,9 +15,9 @@ import jax.numpy as jnp
 
 from .._circuit import Circuit, MnaCircuit, Values
 from .._energy import Nudge, OutputCost
-from .._errors import ExperimentError
+from .._errors import CircuitpropError, ExperimentError
 from ._coordinate import Coordinate, coordinate_solve, with_colours
-from ._dense import dense_newton, layout_of
+from ._dense import DENSE_LIMIT, dense_newton, layout_of
 from ._mna import MnaOptions, mna_solve
 from ._newton import Newton, NewtonOptions, circuit_newton, newton_solve
 from ._result import RESULTS as RESULTS
@@ -43,6 +43,14 @@ def _dense_solve(circuit, values, u0, options):
     return dense_newton(circuit, values, u0, options)
 
 
+def _dense_setup(circuit):
+    if circuit.n_u > DENSE_LIMIT:
+        raise CircuitpropError(f"the dense method factorises an n×n matrix of the unknowns; "
+                               f"this circuit has {circuit.n_u} (at most {DENSE_LIMIT}): use "
+                               "--method newton")
+    return circuit
+
+
 def _no_setup(circuit):
     return circuit
 
@@ -60,7 +68,7 @@ class Method(NamedTuple):
 #: the solvers of reciprocal circuits, by the name ``--method`` takes
 METHODS: dict[str, Method] = {
     "newton": Method(NewtonOptions, newton_solve),
-    "dense": Method(NewtonOptions, _dense_solve),
+    "dense": Method(NewtonOptions, _dense_solve, _dense_setup),
     "coordinate": Method(Coordinate, coordinate_solve, with_colours),
     "relax": Method(_relax_options, _relax_solve),
 }

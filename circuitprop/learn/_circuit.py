@@ -35,6 +35,7 @@ from ._phases import (
     solve_clamped,
     solve_phase,
     values_for,
+    weighted_energy_grad,
 )
 
 __all__ = ["CircuitEquilibrium", "CircuitPhysics", "circuit_energy", "theta_force"]
@@ -65,6 +66,11 @@ class CircuitEquilibrium(EquilibriumProblem):
         values = values_for(self.prob, theta, x)
         m = measure_state(self.prob, self.prob.circuit, values, state)
         return self._reading(m, model, key)
+
+    def combine(self, theta, xs, states, coefs):
+        prob, c = self.prob, self.prob.circuit
+        v = jax.vmap(lambda x, u: node_voltages(c, values_for(prob, theta, x), u))(xs, states)
+        return weighted_energy_grad(prob, c, v, coefs)
 
     def outputs(self, theta, x, state):
         values = values_for(self.prob, theta, x)

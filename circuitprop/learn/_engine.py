@@ -36,7 +36,8 @@ from .._solve._linear import jacobi, largest_eigenvalue, pcg, richardson
 from .._solve._result import RESULTS
 from ._estimators import estimator_points
 
-__all__ = ["EquilibriumProblem", "Phase", "Reading", "ep_estimate", "coupled_estimate",
+__all__ = ["EquilibriumProblem", "Phase", "Reading", "ep_estimate", "ep_phases",
+           "ep_batch_estimate", "coupled_estimate",
            "implicit_gradient", "finite_difference", "homeostatic_step", "Homeostatic",
            "python_while"]
 
@@ -83,6 +84,19 @@ class EquilibriumProblem(eqx.Module):
         state Hessian ``H = ∂²_s E``, ``rhs = ∂_s C``, ``diag`` its diagonal (or ``None``),
         and ``finish(π)`` turns the adjoint ``π = H⁻¹ ∂_s C`` into ``dL/dθ``."""
 
+    def combine(self, theta, xs, states, coefs):
+        """``Σ_i coefs_i ∂θE(xs_i, states_i)`` with ideal measurements (the batch reduction
+        of EP estimates). By default each state is measured; implementations with a faster
+        reduction override it."""
+
+        def add(acc, inp):
+            x, st, c = inp
+            return acc + c * self.measure(theta, x, st).dE, None
+
+        first = self.measure(theta, xs[0], states[0]).dE
+        acc0 = jnp.zeros(first.shape, jnp.promote_types(first.dtype, coefs.dtype))
+        return jax.lax.scan(add, acc0, (xs, states, coefs))[0]
+
     def clamp(self, theta, x, target, model=None, key=None) -> tuple[Phase, Reading]:
         """The phase with every output held at ``target`` and its reading (coupled and
         contrastive learning). Not every problem has outputs that can be clamped."""
@@ -111,6 +125,33 @@ def _phase_plan(estimator: str):
     return plan, w_free, w, holo
 
 
+def ep_phases(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str, free: Phase,
+              *, warm: bool = False):
+    """The nudged phases of an EP estimator, solved from the free phase (the one phase
+    sequence every EP estimate runs).
+
+    **Returns:** ``(states, w_free, w, ok)``: the phases' states stacked in solving order
+    (complex for holomorphic estimators), and the weights of the estimate
+    ``(1/β) Re[w_free ∂θE(free) + Σ_i w_i ∂θE(states_i)]``. The phases run in one
+    ``lax.scan`` (one compiled solve).
+    """
+    plan, w_free, w, holo = _phase_plan(estimator)
+    real = jnp.result_type(theta)
+    dtype = jnp.promote_types(real, jnp.complex64) if holo else real
+    bs = jnp.asarray([b for b, _ in plan], dtype) * beta
+    from_free = jnp.asarray([f for _, f in plan])
+    u_free = free.state.astype(dtype)
+
+    def one(prev, inp):
+        b, ff = inp
+        start = jnp.where(ff, u_free, prev)
+        ph = eq.solve(theta, x, y, b, start, warm)
+        return ph.state, (ph.state, ph.ok)
+
+    _, (states, oks) = jax.lax.scan(one, u_free, (bs, from_free))
+    return states, w_free, jnp.asarray(w, dtype), jnp.all(oks) & free.ok
+
+
 def ep_estimate(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str, free: Phase,
                 free_dE, *, warm: bool = False, model=None, key=None):
     """The EP estimate ``(1/β) Re Σ_i α_i ∂θE(s_{b_i β})`` given the free phase.
@@ -119,28 +160,41 @@ def ep_estimate(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str
     the free phase and its measured ``∂θE``; ``warm``, ``model``, ``key`` as in
     :meth:`EquilibriumProblem.solve` / :meth:`EquilibriumProblem.measure`.
 
-    **Returns:** ``(estimate, ok)``. The nudged phases run in one ``lax.scan`` (one compiled
-    solve), in complex arithmetic for holomorphic estimators.
+    **Returns:** ``(estimate, ok)``: the phases of :func:`ep_phases`, each measured through
+    ``model`` (its own key) and combined.
     """
-    plan, w_free, w, holo = _phase_plan(estimator)
-    real = jnp.result_type(theta)
-    dtype = jnp.promote_types(real, jnp.complex64) if holo else real
-    bs = jnp.asarray([b for b, _ in plan], dtype) * beta
-    from_free = jnp.asarray([f for _, f in plan])
-    keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), len(plan))
-    u_free = free.state.astype(dtype)
+    states, w_free, wts, ok = ep_phases(eq, theta, x, y, beta, estimator, free, warm=warm)
+    keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), wts.shape[0])
 
-    def one(prev, inp):
-        b, ff, k = inp
-        start = jnp.where(ff, u_free, prev)
-        ph = eq.solve(theta, x, y, b, start, warm)
-        r = eq.measure(theta, x, ph.state, model, k)
-        return ph.state, (r.dE, ph.ok)
+    def add(acc, inp):
+        st, wt, k = inp
+        # accumulate phase by phase (one pass over the parameters each)
+        return acc + wt * eq.measure(theta, x, st, model, k).dE, None
 
-    _, (dEs, oks) = jax.lax.scan(one, u_free, (bs, from_free, keys))
-    wts = jnp.asarray(w, dtype)
-    acc = jnp.tensordot(wts, dEs, axes=1) + w_free * free_dE
-    return jnp.real(acc) / beta, jnp.all(oks) & free.ok
+    acc0 = (w_free * free_dE).astype(jnp.promote_types(free_dE.dtype, wts.dtype))
+    acc, _ = jax.lax.scan(add, acc0, (states, wts, keys))
+    return jnp.real(acc) / beta, ok
+
+
+def ep_batch_estimate(eq: EquilibriumProblem, theta, xs, ys, beta: float, estimator: str,
+                      frees: Phase, weights, *, warm: bool = False):
+    """``Σ_s weights_s · ep_estimate(sample s)`` over a batch, with ideal measurements,
+    reduced by :meth:`EquilibriumProblem.combine` over every (sample, phase) state at once
+    (circuits with dense blocks: matmuls, no per-sample gradient is formed).
+
+    **Returns:** ``(estimate, ok)`` with ``ok`` per sample.
+    """
+    states, w_free, wts, ok = jax.vmap(
+        lambda x, y, f: ep_phases(eq, theta, x, y, beta, estimator, f, warm=warm))(
+            xs, ys, frees)
+    n, k = wts.shape
+    all_states = jnp.concatenate([frees.state[:, None].astype(states.dtype), states], axis=1)
+    w0 = jnp.broadcast_to(jnp.reshape(jnp.asarray(w_free, wts.dtype), (-1, 1)), (n, 1))
+    coefs = jnp.concatenate([w0, wts], axis=1) * weights[:, None] / beta
+    xs_rep = jnp.repeat(xs[:, None], k + 1, axis=1)
+    flat = lambda a: a.reshape((n * (k + 1),) + a.shape[2:])  # noqa: E731
+    est = eq.combine(theta, flat(xs_rep), flat(all_states), flat(coefs))
+    return jnp.real(est), ok
 
 
 def coupled_estimate(eq: EquilibriumProblem, theta, x, y, eta: float, free_reading: Reading,

@@ -35,6 +35,7 @@ from .._errors import ExperimentError, NetlistError
 from .._graph import check_topology
 from .._losses import LOSSES, loss_value
 from .._solve._coordinate import with_colours
+from .._solve._dense import DENSE_LIMIT
 from .._solve._methods import SOLVERS, auto_method, circuit_solve
 from .._solve._newton import Newton, NewtonOptions
 from .._solve._result import Solution
@@ -52,6 +53,7 @@ __all__ = [
     "solve_nudged",
     "solve_clamped",
     "measure",
+    "weighted_energy_grad",
     "output_voltages",
     "TIGHT",
 ]
@@ -188,6 +190,10 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         method = auto_method(circuit, loss)
     if method not in SOLVERS:
         raise ExperimentError(f"unknown solver {method!r} (one of auto, {', '.join(SOLVERS)})")
+    if method == "dense" and circuit.n_u > DENSE_LIMIT:
+        raise ExperimentError(f"the dense solver factorises an n×n matrix of the unknowns; "
+                              f"this circuit has {circuit.n_u} (at most {DENSE_LIMIT}): use "
+                              "solver = \"newton\"")
     if method == "coordinate":
         if loss != "mse":
             raise ExperimentError(f"the coordinate solver nudges with the mse loss only (loss "
@@ -246,7 +252,11 @@ def values_for(prob: Problem, theta, x, base: Values | None = None) -> Values:
     """The circuit's :class:`Values` with trainable conductances ``theta`` and input
     source values ``x`` (one sample, already encoded)."""
     b = prob.base if base is None else base
-    g = b.g.at[prob.train_idx].set(theta)
+    if prob.train_slice is not None:  # a contiguous run of resistors: no scatter
+        lo, hi = prob.train_slice
+        g = jnp.concatenate([b.g[:lo], theta.astype(b.g.dtype), b.g[hi:]])
+    else:
+        g = b.g.at[prob.train_idx].set(theta)
     vsrc = b.vsrc
     if prob.in_v_idx.shape[0]:
         vsrc = vsrc.at[prob.in_v_idx].set(x[prob.in_v_col])
@@ -291,6 +301,36 @@ def measure_state(prob: Problem, c: Circuit, values: Values, u, ok=True) -> Meas
     else:
         dv = v[c.r_a[prob.train_idx]] - v[c.r_b[prob.train_idx]]
     return Measurement(dv=dv, out=output_voltages(prob, v), ok=jnp.asarray(ok))
+
+
+def weighted_energy_grad(prob: Problem, c: Circuit, v, coefs):
+    """``Σ_i coefs_i · ½ΔV_k(v_i)²`` for every trainable resistor ``k``, from a stack of
+    node-voltage vectors ``v`` (``M × nodes``): the batch reduction of EP estimates.
+
+    On a dense block the sum is ``½[Σc v_P² ⊕ Σc v_Q² − 2 (c∘V_P)ᵀ V_Q]``: two weighted
+    sums and one matmul over the stack, no per-state parameter vector. Other resistors are
+    gathered. Computed in at least float64 (see :meth:`Measurement.energy_grad`).
+    """
+    v = v.astype(jnp.promote_types(v.dtype, jnp.float64))
+    coefs = coefs.astype(jnp.promote_types(coefs.dtype, v.dtype))
+    lay = c.layout
+    if prob.train_slice is None or lay is None or not lay.blocks:
+        dv = v[:, c.r_a[prob.train_idx]] - v[:, c.r_b[prob.train_idx]]
+        return coefs @ (0.5 * dv * dv)
+    rest_dv = v[:, c.r_a[lay.rest]] - v[:, c.r_b[lay.rest]]
+    parts = []
+    for kind, i, n in lay.runs:
+        if kind == "block":
+            blk = lay.blocks[i]
+            vp, vq = v[:, blk.p], v[:, blk.q]
+            cross = (vp * coefs[:, None]).T @ vq
+            g = 0.5 * ((coefs @ (vp * vp))[:, None] + (coefs @ (vq * vq))[None, :]) - cross
+            parts.append(g.reshape(-1))
+        else:
+            d = rest_dv[:, i : i + n]
+            parts.append(coefs @ (0.5 * d * d))
+    lo, hi = prob.train_slice
+    return jnp.concatenate(parts)[lo:hi]
 
 
 # ----------------------------------------------------------------------------- solves

@@ -25,7 +25,14 @@ from jaxtyping import Array
 
 from .._errors import ExperimentError
 from ._circuit import CircuitEquilibrium, CircuitPhysics
-from ._engine import coupled_estimate, ep_estimate, homeostatic_step, implicit_gradient
+from ._engine import (
+    Phase,
+    coupled_estimate,
+    ep_batch_estimate,
+    ep_estimate,
+    homeostatic_step,
+    implicit_gradient,
+)
 from ._estimators import (
     ADJOINTS,
     AGNOSTIC_VARIANTS,
@@ -33,6 +40,7 @@ from ._estimators import (
     RULES,
     agnostic_phases,
     estimator_names,
+    estimator_points,
     is_estimator,
 )
 from ._measure import MeasurementModel
@@ -167,3 +175,31 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
         g, ok = _agnostic(eq, cfg, theta, x, y, free, dv)
     ok = ok & free.ok & jnp.all(jnp.isfinite(g))
     return RuleOutput(grad=g, loss=loss, out=true.out, ok=ok, u=free.state)
+
+
+def batch_reduces(prob: Problem, cfg: RuleConfig) -> bool:
+    """Whether :func:`batch_gradient` applies: EP with a real estimator and ideal
+    measurements on a circuit whose trainable resistors run through dense blocks."""
+    lay = prob.circuit.layout
+    ideal = cfg.measurement is None or cfg.measurement.is_ideal
+    real = not any(isinstance(b, complex) for b in estimator_points(cfg.estimator)[0])
+    return (cfg.rule == "ep" and ideal and real and prob.train_slice is not None
+            and lay is not None and bool(lay.blocks))
+
+
+def batch_gradient(prob: Problem, cfg: RuleConfig, theta, xs, ys, weights, us):
+    """``Σ_s weights_s · (EP estimate of sample s)`` over a batch (``weights``: each sample's
+    share of the mean), reduced on the dense blocks as matmuls (:func:`ep_batch_estimate`):
+    ``(grad, loss, out, ok, u)`` with per-sample loss, outputs, convergence and free state.
+    Only where :func:`batch_reduces`."""
+    eq = CircuitEquilibrium(prob=prob)
+
+    def free_phase(x, y, u0):
+        free = eq.solve(theta, x, y, None, u0, cfg.warm and u0 is not None)
+        return free, eq.outputs(theta, x, free.state), eq.loss(theta, x, free.state, y)
+
+    frees, out, loss = jax.vmap(free_phase)(xs, ys, us)
+    grad, ok = ep_batch_estimate(eq, theta, xs, ys, cfg.beta, cfg.estimator,
+                                 Phase(state=frees.state, ok=frees.ok),
+                                 weights, warm=cfg.warm)
+    return grad, loss, out, ok & frees.ok, frees.state

@@ -53,7 +53,7 @@ from ..export import write_spice
 from ._exact import loss_at
 from ._measure import from_settings
 from ._phases import problem_from_experiment
-from ._rules import rule_config, sample_gradient
+from ._rules import RuleOutput, batch_gradient, batch_reduces, rule_config, sample_gradient
 
 __all__ = ["train", "TrainResult", "evaluate", "CHECKPOINT_FORMAT"]
 
@@ -587,6 +587,22 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         return jax.vmap(lambda x, y, k, u: sample_gradient(prob, cfg, theta, x, y, k, u))(
             xb, yb, keys, ub)
 
+    reduce_batch = batch_reduces(prob, cfg)
+
+    def per_batch(theta, xb, yb, wb, ub):
+        return batch_gradient(prob, cfg, theta, xb, yb, wb, ub)
+
+    if mesh is not None and reduce_batch:
+        from jax.sharding import PartitionSpec as P
+
+        def per_batch_local(theta, xb, yb, wb, ub):
+            grad, *rest = batch_gradient(prob, cfg, theta, xb, yb, wb, ub)
+            return (jax.lax.psum(grad, "batch"), *rest)
+
+        per_batch = jax.shard_map(per_batch_local, mesh=mesh,
+                                  in_specs=(P(), P("batch"), P("batch"), P("batch"), P("batch")),
+                                  out_specs=(P(), P("batch"), P("batch"), P("batch"), P("batch")),
+                                  check_vma=False)
     if mesh is not None:
         from jax.sharding import PartitionSpec as P
 
@@ -597,14 +613,20 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
     def step(params, opt_state, xb, yb, wb, ub, key, lr):
         theta = params * g_unit
-        keys = jax.random.split(key, xb.shape[0])
-        res = per_sample(theta, xb, yb, keys, ub)
+        if reduce_batch:
+            # layered networks: the batch's estimate reduced on the dense blocks
+            grad, loss, out, ok, u = per_batch(theta, xb, yb, wb / jnp.sum(wb), ub)
+            res = RuleOutput(grad=grad, loss=loss, out=out, ok=ok, u=u)
+            grad_ok = jnp.broadcast_to(jnp.all(jnp.isfinite(grad)), ok.shape)
+        else:
+            keys = jax.random.split(key, xb.shape[0])
+            res = per_sample(theta, xb, yb, keys, ub)
+            grad_ok = jnp.all(jnp.isfinite(res.grad), axis=1)
+            # padding rows repeat the batch's last sample with weight 0
+            g = jnp.where((wb > 0)[:, None], res.grad, 0.0)
+            grad = jnp.sum(wb[:, None] * g, axis=0) / jnp.sum(wb)
         ok = (res.ok & jnp.isfinite(res.loss) & jnp.all(jnp.isfinite(res.out), axis=1)
               & jnp.all(jnp.isfinite(res.u), axis=1))
-        grad_ok = jnp.all(jnp.isfinite(res.grad), axis=1)
-        # padding rows repeat the batch's last sample with weight 0
-        g = jnp.where((wb > 0)[:, None], res.grad, 0.0)
-        grad = jnp.sum(wb[:, None] * g, axis=0) / jnp.sum(wb)
         grad = (grad * g_unit).astype(params.dtype)  # dL/d(g/g_unit)
         opt_state.hyperparams["learning_rate"] = lr
         updates, new_state = opt.update(grad, opt_state, params)
@@ -624,11 +646,10 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         ``-1`` pad the epoch to whole chunks and change nothing."""
 
         def body(carry, inp):
-            params, opt_state, u_all, fail = carry
-            ib, wb, b, pos = inp
+            params, opt_state, fail = carry
+            ib, wb, b, pos, ub = inp
             key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
-
-            xb, yb, ub = x_dev[ib], y_dev[ib], u_all[ib]
+            xb, yb = x_dev[ib], y_dev[ib]
             p, s, loss, o, u, ok, grad_ok, counts = step(params, opt_state, xb, yb, wb, ub,
                                                           key, lr)
             real = wb > 0
@@ -636,16 +657,19 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                     & jnp.all(counts == 0))
             keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
                 lambda a, c: jnp.where(good, a, c), new, old)
-            # padding rows write their (repeated) sample's own new state: the same value
-            u_all = u_all.at[ib].set(jnp.where(good, u, ub))
             fail = jnp.where((fail < 0) & (b >= 0) & ~good, pos, fail)
-            return (keep(p, params), keep(s, opt_state), u_all, fail), \
-                (loss, o, ok, grad_ok, counts)
+            return (keep(p, params), keep(s, opt_state), fail), \
+                (loss, o, ok, grad_ok, counts, jnp.where(good, u, ub))
 
         pos = jnp.arange(idx.shape[0])
-        (params, opt_state, u_all, fail), per = jax.lax.scan(
-            body, (params, opt_state, u_all, jnp.asarray(-1)), (idx, wts, batch_no, pos))
-        return params, opt_state, u_all, fail, per
+        # each sample appears once per epoch: its warm start is read before the loop and
+        # its new state written after it (padding rows rewrite their sample's own state)
+        (params, opt_state, fail), per = jax.lax.scan(
+            body, (params, opt_state, jnp.asarray(-1)), (idx, wts, batch_no, pos, u_all[idx]))
+        # padding batches point past the end: their rows are dropped
+        u_all = u_all.at[idx.reshape(-1)].set(per[-1].reshape(-1, u_all.shape[1]),
+                                              mode="drop")
+        return params, opt_state, u_all, fail, per[:-1]
 
     run_jit = jax.jit(run_chunk)
 
@@ -679,7 +703,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             lr = jnp.asarray(t.learning_rate * t.lr_decay**epoch, dtype=params.dtype)
             # the epoch's batches, padded to whole chunks (padding batches are skipped)
             n_pad = math.ceil(n_batches / chunk) * chunk
-            idx_all = np.zeros((n_pad, bs), dtype=np.int32)
+            idx_all = np.full((n_pad, bs), n_train, dtype=np.int32)  # padding: past the end
             w_all = np.zeros((n_pad, bs))
             b_all = np.full(n_pad, -1, dtype=np.int32)
             for b in range(n_batches):
