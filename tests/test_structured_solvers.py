@@ -90,12 +90,11 @@ def test_coordinate_sweep_matches_newton_sweep():
         np.testing.assert_allclose(b.voltages[k], va, rtol=1e-9, atol=1e-12)
 
 
-def test_cli_op_method_coordinate_reports_its_method():
-    out = subprocess.run([sys.executable, "-m", "circuitprop", "op",
-                          str(DECKS / "drn_32_20_8.cir"), "--method", "coordinate", "--json"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    stats = json.loads(out.stdout)["stats"]
+def test_cli_op_method_coordinate_reports_its_method(capsys):
+    from circuitprop.cli import main
+
+    assert main(["op", str(DECKS / "drn_32_20_8.cir"), "--method", "coordinate", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["stats"]
     assert stats["method"] == "coordinate"
     assert stats["steps"] >= 2
 
@@ -126,32 +125,48 @@ def _conductances(path: Path) -> dict[str, float]:
     return {el.name: el.value for el in circuitprop.load(path).elements if el.kind == "r"}
 
 
-def test_every_solver_trains_the_same_network(tmp_path):
-    """Same conductances to 1e-6 relative after an epoch (measured 7e-8 for coordinate:
-    its phases stop just below the tolerance, where Newton lands far below it)."""
+@pytest.fixture(scope="module")
+def digit_runs(tmp_path_factory):
+    """One epoch of limited digits with newton, dense and coordinate (float64) and with
+    coordinate in float32: metrics and trained conductances."""
     from circuitprop.learn import train
 
+    tmp = tmp_path_factory.mktemp("digit_runs")
     runs = {}
-    for solver in SOLVERS:
-        exp = _digits_experiment(tmp_path, solver=solver)
-        m = train(exp, tmp_path / solver, progress=False)
-        assert m["solver"] == solver
-        runs[solver] = _conductances(tmp_path / solver / "trained.cir")
+    for name, kw in (("newton", {"solver": "newton"}), ("dense", {"solver": "dense"}),
+                     ("coordinate", {"solver": "coordinate"}),
+                     ("float32", {"solver": "coordinate", "dtype": "float32"})):
+        m = train(_digits_experiment(tmp, **kw), tmp / name, progress=False)
+        runs[name] = (m, _conductances(tmp / name / "trained.cir"), tmp / name)
+    return runs
+
+
+def test_every_solver_trains_the_same_network(digit_runs):
+    """Same conductances to 1e-6 relative after an epoch (measured 7e-8 for coordinate:
+    its phases stop just below the tolerance, where Newton lands far below it)."""
+    ref = digit_runs["newton"][1]
+    for solver in ("newton", "dense", "coordinate"):
+        assert digit_runs[solver][0]["solver"] == solver
     for solver in ("dense", "coordinate"):
-        worst = max(abs(runs[solver][k] - g) / g for k, g in runs["newton"].items())
+        worst = max(abs(digit_runs[solver][1][k] - g) / g for k, g in ref.items())
         assert worst <= 1e-6, (solver, worst)
 
 
-def test_coordinate_with_cross_entropy_is_refused(tmp_path):
+def _train_cli(capsys, *args) -> tuple[int, str]:
+    from circuitprop.cli import main
+
+    code = main(["train", *map(str, args), "--no-progress"])
+    return code, capsys.readouterr().err
+
+
+def test_coordinate_with_cross_entropy_is_refused(tmp_path, capsys):
     exp = _digits_experiment(tmp_path, solver="coordinate")
     exp.write_text(exp.read_text().replace('estimator = "centered"',
                                            'estimator = "centered"\nloss = "cross-entropy"'))
-    out = subprocess.run([sys.executable, "-m", "circuitprop", "train", str(exp), "--out",
-                          str(tmp_path / "o"), "--no-progress"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2
-    assert f"{exp}: [train] solver: the coordinate solver" in out.stderr
-    assert "Traceback" not in out.stderr
+    code, err = _train_cli(capsys, exp, "--out", tmp_path / "o")
+    assert code == 2
+    assert f"{exp}: [train] solver: the coordinate solver" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("flag,value,words", [
@@ -160,14 +175,12 @@ def test_coordinate_with_cross_entropy_is_refused(tmp_path):
     ("--solver", "cg", "--solver: 'cg' is not one of"),
     ("--dtype", "float16", "--dtype: 'float16' is not one of"),
 ])
-def test_bad_train_flags_exit_2(tmp_path, flag, value, words):
+def test_bad_train_flags_exit_2(tmp_path, capsys, flag, value, words):
     exp = _digits_experiment(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "circuitprop", "train", str(exp), "--out",
-                          str(tmp_path / "o"), "--no-progress", flag, value],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2, out.stderr
-    assert words in out.stderr
-    assert "Traceback" not in out.stderr
+    code, err = _train_cli(capsys, exp, "--out", tmp_path / "o", flag, value)
+    assert code == 2, err
+    assert words in err
+    assert "Traceback" not in err
 
 
 def test_two_devices_train_the_same_network_as_one(tmp_path):
@@ -177,7 +190,7 @@ def test_two_devices_train_the_same_network_as_one(tmp_path):
     exp = REPO / "examples" / "xor" / "experiment.toml"
     for n in (1, 2):
         out = subprocess.run([sys.executable, "-m", "circuitprop", "train", str(exp), "--out",
-                              str(tmp_path / f"d{n}"), "--no-progress", "--epochs", "30",
+                              str(tmp_path / f"d{n}"), "--no-progress", "--epochs", "10",
                               "--devices", str(n)],
                              capture_output=True, text=True, timeout=600, env=env)
         assert out.returncode == 0, out.stderr
@@ -192,21 +205,15 @@ def test_two_devices_train_the_same_network_as_one(tmp_path):
     assert max(abs(a[k] - g) / g for k, g in start.items()) > 1e-2
 
 
-def test_float32_training_runs_in_float32(tmp_path):
-    from circuitprop.learn import train
-
-    exp = _digits_experiment(tmp_path, dtype="float32")
-    m = train(exp, tmp_path / "f32", progress=False)
-    assert m["dtype"] == "float32"
-    ckpt = np.load(tmp_path / "f32" / "checkpoint.npz")
+def test_float32_training_runs_in_float32(digit_runs):
+    m, a, out = digit_runs["float32"]
+    m64, b, _ = digit_runs["coordinate"]
+    assert m["dtype"] == "float32" and m64["dtype"] == "float64"
+    ckpt = np.load(out / "checkpoint.npz")
     assert ckpt["params"].dtype == np.float32
     assert ckpt["u_cache"].dtype == np.float32
-    m64 = train(_digits_experiment(tmp_path), tmp_path / "f64", progress=False)
-    a = _conductances(tmp_path / "f32" / "trained.cir")
-    b = _conductances(tmp_path / "f64" / "trained.cir")
     # float32 rounding, not a different training, after one epoch (6 steps): measured median
-    # 8e-7 relative (a few move more: the largest by 6e-3), test
-    # losses 2e-5 apart
+    # 8e-7 relative (a few move more: the largest by 6e-3), test losses 2e-5 apart
     rel = np.array([abs(a[k] - g) / g for k, g in b.items()])
     assert np.median(rel) <= 1e-5, np.median(rel)
     assert abs(m["test_loss"] - m64["test_loss"]) <= 2e-4 * m64["test_loss"]

@@ -438,9 +438,9 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     completed epoch and ``trained.cir`` with its conductances, and write no ``metrics.json``.
     """
 
+    t_start = time.perf_counter()
     if not hasattr(experiment, "learning"):
         experiment = load_experiment(experiment)
-    t_start = time.perf_counter()
     exp = _with_overrides(experiment, solver=solver, devices=devices, dtype=dtype)
     t, learn = exp.train, exp.learning
     rule = rule or learn.rule
