@@ -100,14 +100,19 @@ class OperatingPoint:
       positive from n+ through the element to n-).
     - ``stats``: ``method``, ``steps`` (Newton iterations or implicit relaxation steps),
       ``solve_seconds`` (the solve alone), ``compile_seconds``, ``krylov_iterations``.
+    - ``power``: see :func:`element_power` (dissipated by R and D, delivered by sources).
     """
 
     voltages: dict[str, float]
     currents: dict[str, float]
     stats: dict[str, Any]
+    power: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"voltages": self.voltages, "currents": self.currents, "stats": self.stats}
+        out = {"voltages": self.voltages, "currents": self.currents, "stats": self.stats}
+        if self.power is not None:
+            out["power"] = self.power
+        return out
 
 
 @dataclasses.dataclass
@@ -166,7 +171,61 @@ def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton"
     stats = {"method": method_name(circuit, method), "steps": int(sol.steps),
              "solve_seconds": solve_s, "compile_seconds": compile_s,
              "krylov_iterations": int(sol.inner)}
-    return OperatingPoint(voltages, currents, stats)
+    power = element_power(circuit, info, info.defaults, v, currents)
+    return OperatingPoint(voltages, currents, stats, power)
+
+
+def element_power(circuit, info: CircuitInfo, values: Values, v, currents: dict[str, float]
+                  ) -> dict[str, Any]:
+    """The power of every element at an operating point (watts).
+
+    **Arguments:** the compiled circuit, its info and values, every node voltage ``v``
+    (``info.nodes`` order, ground slot last) and the branch currents by name (ngspice sign).
+
+    **Returns:** ``{"total": W, "delivered": W, "elements": {name: W}}``: resistors and diodes
+    (junction plus series resistance) the power they dissipate, V/I sources and E/F/G/H the
+    power they deliver (``−V·I`` with ``V = v(n+) − v(n−)`` and ``I`` the current from
+    ``n+`` through the element to ``n−``); ``total`` the dissipation, ``delivered`` the
+    sources' sum (equal to solver tolerance: energy is conserved).
+    """
+    from ._devices import diode
+
+    v = np.asarray(v, dtype=np.float64)
+    node = lambda n: v[-1] if n == "0" else v[info.node_index[n]]  # noqa: E731
+    g = np.asarray(values.g, dtype=np.float64)
+    elements: dict[str, float] = {}
+    ra, rb = np.asarray(circuit.r_a), np.asarray(circuit.r_b)
+    pr = g * (v[ra] - v[rb]) ** 2
+    for k, name in enumerate(info.resistors):
+        owner = name.split("#")[0]  # a diode's series resistance counts for the diode
+        elements[owner] = elements.get(owner, 0.0) + float(pr[k])
+    d = circuit.diodes
+    if len(info.diodes):
+        vd = v[np.asarray(d.a)] - v[np.asarray(d.b)]
+        i, _, _ = diode(vd, np.asarray(d.is_), np.asarray(d.vte), np.asarray(d.tbv),
+                        np.asarray(d.nbvt), np.asarray(d.has_bv), float(circuit.gmin))
+        for k, name in enumerate(info.diodes):
+            elements[name] = elements.get(name, 0.0) + float(np.asarray(i)[k] * vd[k])
+    total = float(sum(elements.values()))
+    vsrc = dict(zip(info.vbranches, np.asarray(values.vsrc, dtype=np.float64)))
+    isrc = dict(zip(info.isources, np.asarray(values.isrc, dtype=np.float64)))
+    delivered = 0.0
+    for el in info.netlist.elements:
+        if el.kind not in "viefgh":
+            continue
+        vab = float(node(el.nodes[0]) - node(el.nodes[1]))
+        if el.kind == "i":
+            cur = float(isrc[el.name])
+        elif el.kind == "g":
+            cur = el.value * float(node(el.nodes[2]) - node(el.nodes[3]))
+        elif el.kind == "f":
+            cur = el.value * currents[el.control]
+        else:  # v, e, h: their branch currents
+            cur = currents[el.name]
+        p = -vab * cur
+        elements[el.name] = p
+        delivered += p
+    return {"total": total, "delivered": delivered, "elements": elements}
 
 
 def sweep_values(info: CircuitInfo, name: str, values: np.ndarray) -> Values:
