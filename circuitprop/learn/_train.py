@@ -639,7 +639,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         return (new_params, new_state, res.loss, res.out, res.u, ok, grad_ok,
                 jnp.stack([bad_grad, bad_params, bad_state]).astype(jnp.int32))
 
-    def run_chunk(params, opt_state, u_all, idx, wts, batch_no, epoch, lr):
+    def run_chunk(params, opt_state, u_all, x_all, y_all, idx, wts, batch_no, epoch, lr):
         """Up to ``chunk`` training steps in one compiled loop. A batch that fails leaves
         the state as it was and so does every later batch of the chunk; ``fail`` is the
         position of the first failed batch in the chunk (``-1``: none). Batches numbered
@@ -649,7 +649,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             params, opt_state, fail = carry
             ib, wb, b, pos, ub = inp
             key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
-            xb, yb = x_dev[ib], y_dev[ib]
+            xb, yb = x_all[ib], y_all[ib]
             p, s, loss, o, u, ok, grad_ok, counts = step(params, opt_state, xb, yb, wb, ub,
                                                           key, lr)
             real = wb > 0
@@ -671,7 +671,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                                               mode="drop")
         return params, opt_state, u_all, fail, per[:-1]
 
-    run_jit = jax.jit(run_chunk)
+    # the warm-start cache is updated in place (donated)
+    run_jit = jax.jit(run_chunk, donate_argnums=(2,))
 
     def eval_set(theta, which: str):
         x, y = (xtr, ytr) if which == "train" else (xte, yte)
@@ -716,7 +717,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             for c0 in range(0, n_pad, chunk):
                 sl = slice(c0, c0 + chunk)
                 params_new, state_new, u_dev, fail, per = run_jit(
-                    params, opt_state, u_dev, jnp.asarray(idx_all[sl]),
+                    params, opt_state, u_dev, x_dev, y_dev, jnp.asarray(idx_all[sl]),
                     jnp.asarray(w_all[sl], dtype=params.dtype), jnp.asarray(b_all[sl]),
                     epoch, lr)
                 loss_c, o_c, ok_c, gok_c, counts_c = (np.asarray(a) for a in per)
