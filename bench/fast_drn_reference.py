@@ -48,7 +48,10 @@ DRN-1H recipe with the hidden width as a flag):
 (torchvision MNIST, ``num_workers=1``) it is a ``torch.utils.data.DataLoader`` over tensors
 holding our data (training: ``shuffle=True``; test: ``shuffle=False``, yielding ``(x, y,
 index)`` like the reference's ``IndexedDataset``), batch size 4, ``num_workers`` from
-``--num-workers`` (default 0: the batches are sliced in-process).
+``--num-workers`` (default 0: the batches are sliced in-process). Besides the data, what
+``Monitor.run`` adds around the epochs is left out: the per-batch progress line (drn.py runs
+``verbose=True``; ``--verbose`` restores it, on stderr), the tensorboard scalars, and the
+pickled curves and ``model.pt`` written after every epoch.
 
 - ``digits``: scikit-learn's ``load_digits``, ``x / 16``, split exactly as circuitprop's
   ``digits`` source (``circuitprop/data.py``): ``train_test_split(x, y, test_size=0.2,
@@ -77,7 +80,10 @@ With ``--json`` the last line of standard output is one JSON object: ``task``, `
 ``train_accuracy`` (fractions, per epoch; the training accuracy is the reference's own
 running measure: the free state of each batch before its update, averaged over the epoch),
 ``torch`` (version), ``threads``, and ``n_train``, ``n_test``, ``seed``, ``device``,
-``stats``, ``num_workers``, ``learning_rates`` (per epoch), ``ref_commit``.
+``stats``, ``num_workers``, ``learning_rates`` (per epoch), ``ref_commit``, and
+``epoch_cpu_seconds`` (the process's CPU time of each training epoch, all threads: about
+``threads`` x ``epoch_seconds`` on an idle machine; a much lower ratio means the epoch
+was slowed down by something else).
 """
 
 from __future__ import annotations
@@ -86,7 +92,6 @@ import argparse
 import contextlib
 import gzip
 import json
-import os
 import subprocess
 import sys
 import time
@@ -206,14 +211,14 @@ def import_reference(ref: str):
         stub.SummaryWriter = SummaryWriter
         sys.modules["torch.utils.tensorboard"] = stub
 
-    from model.resistive.network import DeepResistiveEnergy
-    from model.function.network import Network
     from model.function.cost import SquaredError
+    from model.function.network import Network
     from model.resistive.minimizer import QuadraticMinimizer
-    from training.sgd import EquilibriumProp, AugmentedFunction
-    from training.epoch import Trainer, Evaluator
-    from training.monitor import Optimizer
+    from model.resistive.network import DeepResistiveEnergy
     from training import statistics
+    from training.epoch import Evaluator, Trainer
+    from training.monitor import Optimizer
+    from training.sgd import AugmentedFunction, EquilibriumProp
 
     return types.SimpleNamespace(
         DeepResistiveEnergy=DeepResistiveEnergy, Network=Network, SquaredError=SquaredError,
@@ -360,21 +365,24 @@ def main(argv=None) -> int:
               f"{torch.get_num_threads()} threads, device {device}", file=log, flush=True)
 
     epoch_seconds, eval_seconds, test_acc, train_acc, lrs = [], [], [], [], []
+    epoch_cpu = []
     # the reference's progress lines go to stderr so that stdout stays clean for --json
     quiet = contextlib.redirect_stdout(sys.stderr)
     for epoch in range(1, epochs + 1):
         lrs.append([g["lr"] for g in run.optimizer.param_groups])
         with quiet:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             run.trainer.run(args.verbose)
             run.scheduler.step()
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             run.evaluator.run(args.verbose)
             t2 = time.perf_counter()
         epoch_seconds.append(t1 - t0)
+        epoch_cpu.append(c1 - c0)
         eval_seconds.append(t2 - t1)
-        train_acc.append(1.0 - run.train_err.get() / 100.0)  # ErrorStat is in percent
-        test_acc.append(1.0 - run.test_err.get() / 100.0)
+        # ErrorStat.get() is the error rate in percent
+        train_acc.append(round(1.0 - run.train_err.get() / 100.0, 12))
+        test_acc.append(round(1.0 - run.test_err.get() / 100.0, 12))
         print(f"epoch {epoch}: train {t1 - t0:.3f} s, eval {t2 - t1:.3f} s, "
               f"train acc {100 * train_acc[-1]:.2f}%, test acc {100 * test_acc[-1]:.2f}%",
               file=log, flush=True)
@@ -386,6 +394,7 @@ def main(argv=None) -> int:
         "epochs": epochs,
         "epoch_seconds": epoch_seconds,
         "eval_seconds": eval_seconds,
+        "epoch_cpu_seconds": epoch_cpu,
         "test_accuracy": test_acc,
         "train_accuracy": train_acc,
         "torch": torch.__version__,
