@@ -148,8 +148,9 @@ def operating_point(deck: Netlist | str | os.PathLike, *, method: str = "newton"
     - ``method``: ``"newton"`` (Newton–Krylov, default), ``"dense"`` (Newton on the
       factorised dense reduced Hessian, for circuits with few unknowns), ``"coordinate"``
       (nonlinear block coordinate descent over colours of the unknowns, matmuls on dense
-      blocks; see ``docs/solvers.md``) or ``"relax"`` (the diffrax transient to steady state). Decks with E/F/G/H are always solved by Newton on the KCL
-      residual (they have no energy).
+      blocks; see ``docs/solvers.md``) or ``"relax"`` (the diffrax transient to steady
+      state). Decks with E/F/G/H are always solved by Newton on the KCL residual (they have
+      no energy).
     - ``options``: a :class:`NewtonOptions` / :class:`RelaxOptions` to override tolerances.
 
     **Returns:** an :class:`OperatingPoint`.
@@ -207,7 +208,6 @@ def element_power(circuit, info: CircuitInfo, values: Values, v, currents: dict[
         for k, name in enumerate(info.diodes):
             elements[name] = elements.get(name, 0.0) + float(np.asarray(i)[k] * vd[k])
     total = float(sum(elements.values()))
-    vsrc = dict(zip(info.vbranches, np.asarray(values.vsrc, dtype=np.float64)))
     isrc = dict(zip(info.isources, np.asarray(values.isrc, dtype=np.float64)))
     delivered = 0.0
     for el in info.netlist.elements:
