@@ -105,13 +105,13 @@ def auto_method(c: Circuit, loss: str = "mse") -> str:
     - a layered network (dense blocks hold at least half of the resistors): ``coordinate``
       with the ``mse`` nudge; with other costs (they couple every output) ``dense`` up to
       500 unknowns, ``newton`` above;
-    - otherwise ``dense`` for at most 64 unknowns, and ``newton`` (Newton–CG) above.
+    - otherwise ``newton`` (Newton–CG).
     """
     layout = layout_of(c)
     n_r = int(c.r_a.shape[0])
     if n_r and layout.n_block_resistors >= n_r / 2:
         return "coordinate" if loss == "mse" else ("dense" if c.n_u <= 500 else "newton")
-    return "dense" if c.n_u <= 64 else "newton"
+    return "newton"
 
 
 def circuit_solve(method: str, c: Circuit, values: Values, u0, options: Newton,
