@@ -185,6 +185,42 @@ class MeasurementSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+    """The ``[device]`` table: what a trainable element can be programmed to
+    (``docs/devices.md``). Conductance bounds are ``[train] g_min`` / ``g_max``.
+
+    - ``levels``: programmable values, evenly spaced (``spacing = "linear"``) or
+      geometrically (``"log"``) over ``[g_min, g_max]``; ``None``: continuous.
+    - ``write_noise``: relative cycle-to-cycle noise σ of each write.
+    - ``variation``: device-to-device spread, a log-normal factor ``exp(σ ξ)`` per device.
+    - ``update``: ``"ideal"`` (the optimizer's value is written) or ``"pulse"`` (whole
+      programming pulses, steps ``pulse_up`` / ``pulse_down`` of the range at the bottom /
+      top of it, shrinking towards the far bound with exponent ``nonlinearity``).
+    - ``drift_nu``, ``drift_t``: ``g(t) = g·(t / 1 s)^(−ν)`` at evaluation time ``t`` s.
+    - ``stuck_off``, ``stuck_on``: fractions of devices stuck at ``g_min`` / ``g_max``.
+    - ``seed``: the device draws (default: ``[train] seed``).
+    """
+
+    levels: int | None = None
+    spacing: str = "linear"
+    write_noise: float = 0.0
+    variation: float = 0.0
+    update: str = "ideal"
+    pulse_up: float = 0.01
+    pulse_down: float = 0.01
+    nonlinearity: float = 1.0
+    drift_nu: float = 0.0
+    drift_t: float = 1.0
+    stuck_off: float = 0.0
+    stuck_on: float = 0.0
+    seed: int | None = None
+
+    @property
+    def ideal(self) -> bool:
+        return self == DeviceSettings()
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """A validated experiment file.
 
@@ -210,6 +246,7 @@ class Experiment:
     learning: LearningSettings = LearningSettings()
     train: TrainSettings = TrainSettings()
     measurement: MeasurementSettings = MeasurementSettings()
+    device: DeviceSettings = DeviceSettings()
     description: str = ""
 
     @property
@@ -608,12 +645,17 @@ _TOP = (
     "learning",
     "train",
     "measurement",
+    "device",
 )
-_TABLES = ("data", "learning", "train", "measurement")
+_TABLES = ("data", "learning", "train", "measurement", "device")
 _DATA = ("source", "task", "test_fraction", "seed", "limit_train", "limit_test")
 _LEARNING = ("rule", "estimator", "beta", "loss", "eta", "agnostic_eta")
 _TRAIN = tuple(f.name for f in dataclasses.fields(TrainSettings))
 _MEASUREMENT = tuple(f.name for f in dataclasses.fields(MeasurementSettings))
+_DEVICE = tuple(f.name for f in dataclasses.fields(DeviceSettings))
+#: ``[device] update`` and ``spacing`` choices
+DEVICE_UPDATES = ("ideal", "pulse")
+DEVICE_SPACINGS = ("linear", "log")
 
 
 def _estimator(table: _Table) -> str:
@@ -817,6 +859,32 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         seed=mt.integer("seed", 0, lo=0),
     )
 
+    # -- [device]
+    dt = _Table(doc.get("device", {}), "device", path, _DEVICE)
+    dd = DeviceSettings()
+    device = DeviceSettings(
+        levels=dt.integer("levels", None, lo=2, hi=2**24),
+        spacing=dt.string("spacing", dd.spacing, DEVICE_SPACINGS),
+        write_noise=dt.number("write_noise", dd.write_noise, lo=0.0, hi=1.0),
+        variation=dt.number("variation", dd.variation, lo=0.0, hi=2.0),
+        update=dt.string("update", dd.update, DEVICE_UPDATES),
+        pulse_up=dt.number("pulse_up", dd.pulse_up, lo=0.0, hi=1.0, lo_open=True),
+        pulse_down=dt.number("pulse_down", dd.pulse_down, lo=0.0, hi=1.0, lo_open=True),
+        nonlinearity=dt.number("nonlinearity", dd.nonlinearity, lo=0.0),
+        drift_nu=dt.number("drift_nu", dd.drift_nu, lo=0.0, hi=1.0),
+        drift_t=dt.number("drift_t", dd.drift_t, lo=0.0, lo_open=True),
+        stuck_off=dt.number("stuck_off", dd.stuck_off, lo=0.0, hi=1.0),
+        stuck_on=dt.number("stuck_on", dd.stuck_on, lo=0.0, hi=1.0),
+        seed=dt.integer("seed", None, lo=0),
+    )
+    if device.stuck_off + device.stuck_on > 1.0:
+        raise ExperimentError(f"{path}: [device] stuck_off + stuck_on is above 1")
+    if device.spacing == "log" and train.g_min <= 0:
+        raise ExperimentError(f"{path}: [device] spacing 'log' needs [train] g_min > 0")
+    if (device.levels is not None or device.update == "pulse") and not math.isfinite(train.g_max):
+        raise ExperimentError(f"{path}: [device] levels and pulse updates need a finite "
+                              "[train] g_max (the top of the device's range)")
+
     return Experiment(
         path=path,
         netlist=netlist,
@@ -828,5 +896,6 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         learning=learning,
         train=train,
         measurement=measurement,
+        device=device,
         description=description,
     )

@@ -50,6 +50,7 @@ from .._errors import CircuitpropError, ConvergenceError, ExperimentError
 from .._solve._newton import NewtonOptions
 from ..experiment import load_experiment
 from ..export import write_spice
+from ._device import make_device
 from ._exact import loss_at
 from ._measure import from_settings
 from ._phases import problem_from_experiment
@@ -76,7 +77,11 @@ _LISTED = 8
 #: What identifies a run in its checkpoint, and how messages name each part.
 _IDENTITY = {"rule": "rule", "estimator": "estimator", "beta": "beta", "loss": "loss",
              "optimizer": "optimizer", "data": "data set", "parameters": "parameter names",
-             "shapes": "array shapes", "dtype": "dtype"}
+             "shapes": "array shapes", "dtype": "dtype", "device": "[device] table"}
+
+
+#: identity entries that older checkpoints lack, and what they meant
+_IDENTITY_DEFAULTS = {"dtype": "float64"}
 
 
 class TrainResult(dict):
@@ -264,7 +269,7 @@ def _differences(old: dict, new: dict) -> list[str]:
     """What differs between a checkpoint's identity and this run's, in words."""
     diffs = []
     for key, label in _IDENTITY.items():
-        a, b = old.get(key, "float64" if key == "dtype" else None), new.get(key)
+        a, b = old.get(key, _IDENTITY_DEFAULTS.get(key)), new.get(key)
         if a == b:
             continue
         if key == "data" and isinstance(a, dict):
@@ -486,6 +491,21 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         init_rng = np.random.default_rng([t.seed, 1])
         theta0 = init_rng.uniform(t.init_low, t.init_high, size=theta0.shape)
     params = jnp.asarray(np.clip(theta0 / unit, lo, hi).astype(fdt))
+    device = None
+    dev_seed = t.seed if exp.device.seed is None else exp.device.seed
+    if not exp.device.ideal:
+        # every trainable element is a programmable device: the first programming is a write
+        device = make_device(exp.device, int(params.shape[0]), lo, hi, dev_seed, fdt)
+        params = device.program(params, jax.random.PRNGKey(dev_seed))
+
+    def physical(p):
+        """The conductances (optimizer units) the circuit sees while training."""
+        return p if device is None else device.conductance(p)
+
+    def evaluated(p):
+        """... and at evaluation (after drift): test metrics and ``trained.cir``."""
+        return p if device is None else device.evaluated(p)
+
     opt = _optimizer(t)
     opt_state = opt.init(params)
     leaves, treedef = jax.tree_util.tree_flatten(opt_state)
@@ -506,6 +526,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     identity = {
         "rule": rule, "estimator": estimator, "beta": float(learn.beta), "loss": learn.loss,
         "optimizer": t.optimizer, "dtype": t.dtype,
+        "device": None if device is None else dict(dataclasses.asdict(exp.device), seed=dev_seed),
         "data": {"source": exp.data.source, "n_train": n_train, "n_test": n_test,
                  "digest": _data_digest(ds)},
         "parameters": list(pinfo.parameters),
@@ -538,7 +559,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         start_epoch = meta["epoch"]
     else:
         # every sample's first free state: a cold (SPICE-initialised) solve
-        loss0, _, ok0 = evaluate(eval_fn, params * unit, xtr, ytr, u_cache)
+        loss0, _, ok0 = evaluate(eval_fn, physical(params) * unit, xtr, ytr, u_cache)
         # the initial state is the last good state even when it does not solve: keep it
         # (its warm starts hold only the samples that converged)
         save_checkpoint(0)
@@ -573,7 +594,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     def stopped(where: str, cause: str) -> ConvergenceError:
         epoch, p = good
         state = "the initial state (epoch 0)" if epoch == 0 else f"the state after epoch {epoch}"
-        note = write_trained(p * unit)
+        note = write_trained(np.asarray(evaluated(jnp.asarray(p))) * unit)
         return ConvergenceError(f"{exp.path}: {where}: {cause}; training stopped, {ckpt} holds "
                                 f"{state} and {note}")
 
@@ -612,7 +633,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                                    out_specs=P("batch"), check_vma=False)
 
     def step(params, opt_state, xb, yb, wb, ub, key, lr):
-        theta = params * g_unit
+        theta = physical(params) * g_unit
         if reduce_batch:
             # layered networks: the batch's estimate reduced on the dense blocks
             grad, loss, out, ok, u = per_batch(theta, xb, yb, wb / jnp.sum(wb), ub)
@@ -631,13 +652,17 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         opt_state.hyperparams["learning_rate"] = lr
         updates, new_state = opt.update(grad, opt_state, params)
         new_params = jnp.clip(optax.apply_updates(params, updates), lo, hi)
+        if device is None:
+            wstats = jnp.zeros((2,), params.dtype)
+        else:  # the device decides what is written
+            new_params, wstats = device.write(params, new_params, jax.random.fold_in(key, 7))
         bad_grad = jnp.sum(~jnp.isfinite(grad))
         bad_params = jnp.sum(~jnp.isfinite(new_params))
         bad_state = sum(jnp.sum(~jnp.isfinite(leaf))
                         for leaf in jax.tree_util.tree_leaves(new_state)
                         if jnp.issubdtype(leaf.dtype, jnp.inexact))
         return (new_params, new_state, res.loss, res.out, res.u, ok, grad_ok,
-                jnp.stack([bad_grad, bad_params, bad_state]).astype(jnp.int32))
+                jnp.stack([bad_grad, bad_params, bad_state]).astype(jnp.int32), wstats)
 
     def run_chunk(params, opt_state, u_all, x_all, y_all, idx, wts, batch_no, epoch, lr):
         """Up to ``chunk`` training steps in one compiled loop. A batch that fails leaves
@@ -650,8 +675,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             ib, wb, b, pos, ub = inp
             key = jax.random.fold_in(jax.random.fold_in(base_key, epoch), b)
             xb, yb = x_all[ib], y_all[ib]
-            p, s, loss, o, u, ok, grad_ok, counts = step(params, opt_state, xb, yb, wb, ub,
-                                                          key, lr)
+            p, s, loss, o, u, ok, grad_ok, counts, wst = step(params, opt_state, xb, yb, wb,
+                                                               ub, key, lr)
             real = wb > 0
             good = ((fail < 0) & (b >= 0) & jnp.all(ok | ~real) & jnp.all(grad_ok | ~real)
                     & jnp.all(counts == 0))
@@ -659,7 +684,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                 lambda a, c: jnp.where(good, a, c), new, old)
             fail = jnp.where((fail < 0) & (b >= 0) & ~good, pos, fail)
             return (keep(p, params), keep(s, opt_state), fail), \
-                (loss, o, ok, grad_ok, counts, jnp.where(good, u, ub))
+                (loss, o, ok, grad_ok, counts, wst, jnp.where(good, u, ub))
 
         pos = jnp.arange(idx.shape[0])
         # each sample appears once per epoch: its warm start is read before the loop and
@@ -697,6 +722,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         bar = tqdm(total=max(0, n_epochs - start_epoch) * n_batches, desc="train", unit="batch",
                    file=sys.stderr, disable=quiet, leave=False)
     setup_seconds = time.perf_counter() - t_start
+    write_stats = np.zeros(2)  # device writes: summed mean pulses, summed changed fraction
+    n_updates = 0
     try:
         for epoch in range(start_epoch, n_epochs):
             t0 = time.perf_counter()
@@ -720,7 +747,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                     params, opt_state, u_dev, x_dev, y_dev, jnp.asarray(idx_all[sl]),
                     jnp.asarray(w_all[sl], dtype=params.dtype), jnp.asarray(b_all[sl]),
                     epoch, lr)
-                loss_c, o_c, ok_c, gok_c, counts_c = (np.asarray(a) for a in per)
+                loss_c, o_c, ok_c, gok_c, counts_c, wst_c = (np.asarray(a) for a in per)
                 fail = int(fail)
                 n_done = fail if fail >= 0 else chunk
                 for k in range(n_done):
@@ -755,12 +782,15 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                     raise stopped(where, f"the update made {bad_state} optimizer-state values "
                                          "non-finite")
                 params, opt_state = params_new, state_new
+                real_b = b_all[sl] >= 0
+                write_stats += wst_c[real_b].sum(axis=0)
+                n_updates += int(real_b.sum())
                 if bar is not None:
                     bar.update(min(chunk, n_batches - c0))
             u_cache = np.array(u_dev)
             seen = order
             train_loss = float(np.mean(np.concatenate(losses)))
-            theta = params * g_unit
+            theta = evaluated(params) * g_unit
             tl, to, tok = eval_set(theta, "test")
             test_loss, test_acc = metrics_of(tl, to, tok, ds.y_test)
             hist["epoch_seconds"].append(time.perf_counter() - t0)
@@ -791,7 +821,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             bar.close()
 
     n_done = len(hist["train_loss_history"])
-    theta = np.asarray(params * g_unit)
+    theta = np.asarray(evaluated(params) * g_unit)
     finals = {}
     for which, labels in (("test", ds.y_test), ("train", ds.y_train)):
         if which == "train" and not classification:
@@ -830,6 +860,15 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                               else str(mesh.devices.flat[0].platform))
     metrics["dtype"] = t.dtype
     metrics["setup_seconds"] = setup_seconds
+    if device is not None:
+        metrics["device"] = dict(dataclasses.asdict(exp.device), seed=dev_seed)
+        metrics["device_writes"] = {
+            "updates": n_updates,
+            "mean_pulses_per_device": (float(write_stats[0] / n_updates) if n_updates else None),
+            "changed_fraction": (float(write_stats[1] / n_updates) if n_updates else None),
+            "stuck_off": int(np.sum(np.asarray(device.stuck) == 1)),
+            "stuck_on": int(np.sum(np.asarray(device.stuck) == 2)),
+        }
     conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta)}
     try:
         write_spice(out / "trained.cir", netlist, conductances,
