@@ -52,6 +52,25 @@ def _cmd_gradcheck(args) -> int:
     return 0
 
 
+def _cmd_montecarlo(args) -> int:
+    import json
+
+    from .learn._montecarlo import montecarlo
+
+    out = montecarlo(args.experiment, args.netlist, runs=args.runs, variation=args.variation,
+                     stuck_off=args.stuck_off, drift_t=args.drift_t, seed=args.seed,
+                     plot=args.plot)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    key = "accuracy" if "accuracy" in out else "loss"
+    s = out[key]
+    print(f"{out['runs']} runs on {out['n_test']} test samples: {key} mean {s['mean']:.4g} "
+          f"(std {s['std']:.3g}; min {s['min']:.4g}, p05 {s['p05']:.4g}, p50 {s['p50']:.4g}, "
+          f"p95 {s['p95']:.4g}, max {s['max']:.4g})")
+    return 0
+
+
 def _cmd_train(args) -> int:
     from ._errors import ExperimentError
     from .learn import train
@@ -167,6 +186,22 @@ def add_commands(sub) -> None:
                                      "'all' (each batch is sharded over them)")
     t.add_argument("--dtype", help="override [train] dtype (float64, float32)")
     t.set_defaults(func=_cmd_train)
+
+    mc = sub.add_parser("montecarlo", help="a trained network's test set on perturbed copies "
+                                           "(device variation, stuck devices, drift)")
+    mc.add_argument("experiment", help="experiment TOML file")
+    mc.add_argument("--netlist", required=True, help="the trained deck (e.g. OUT/trained.cir)")
+    mc.add_argument("--runs", type=int, required=True, help="number of perturbed copies")
+    mc.add_argument("--variation", type=float, default=0.0,
+                    help="log-normal device-to-device spread σ (0: none)")
+    mc.add_argument("--stuck-off", type=float, default=0.0,
+                    help="fraction of devices stuck at [train] g_min")
+    mc.add_argument("--drift-t", type=float, help="evaluate at this time (s) after programming "
+                                                   "([device] drift_nu)")
+    mc.add_argument("--seed", type=int, default=0)
+    mc.add_argument("--plot", help="write a histogram PNG here")
+    mc.add_argument("--json", action="store_true", help="print one JSON object")
+    mc.set_defaults(func=_cmd_montecarlo)
 
     b = sub.add_parser("build", help="write a generated deck")
     bsub = b.add_subparsers(dest="builder", required=True)

@@ -80,3 +80,53 @@ def test_metrics_record_the_device_table(runs):
     m = runs["a"][0]
     assert m["device"]["update"] == "pulse" and m["device"]["seed"] == 0
     assert json.loads(json.dumps(m["device"])) == m["device"]
+
+
+@pytest.fixture(scope="module")
+def plain_xor(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mc")
+    text = (XOR / "experiment.toml").read_text().replace(
+        'netlist = "xor.cir"', f'netlist = "{XOR / "xor.cir"}"').replace(
+        "epochs = 150", "epochs = 40")
+    exp = tmp / "xor.toml"
+    exp.write_text(text)
+    return exp, train(exp, tmp / "run", progress=False), tmp / "run" / "trained.cir"
+
+
+def test_montecarlo_without_perturbation_reproduces_the_trained_run(plain_xor, tmp_path):
+    from circuitprop.learn._montecarlo import montecarlo
+
+    exp, m, deck = plain_xor
+    out = montecarlo(exp, deck, runs=3, plot=str(tmp_path / "h.png"))
+    assert out["runs"] == 3 and len(out["per_run"]) == 3
+    assert out["accuracy"]["min"] == out["accuracy"]["max"] == m["test_accuracy"]
+    assert out["loss"]["mean"] == pytest.approx(m["test_loss"], rel=1e-9)
+    assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_montecarlo_spread_is_reproducible_by_seed(plain_xor, capsys):
+    from circuitprop.cli import main
+
+    exp, _, deck = plain_xor
+    args = ["montecarlo", str(exp), "--netlist", str(deck), "--runs", "12", "--variation",
+            "0.3", "--stuck-off", "0.1", "--json"]
+    outs = []
+    for seed in ("1", "1", "2"):
+        assert main(args + ["--seed", seed]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0] == outs[1]
+    assert outs[0]["per_run"] != outs[2]["per_run"]
+    assert outs[0]["loss"]["std"] > 0
+    assert set(outs[0]["accuracy"]) == {"mean", "std", "min", "p05", "p50", "p95", "max"}
+
+
+@pytest.mark.parametrize("flag,value,words", [("--runs", "0", "--runs: expected a count"),
+                                              ("--variation", "-1", "--variation: expected"),
+                                              ("--drift-t", "0", "--drift-t: expected")])
+def test_montecarlo_bad_flags_exit_2(plain_xor, capsys, flag, value, words):
+    from circuitprop.cli import main
+
+    exp, _, deck = plain_xor
+    args = ["montecarlo", str(exp), "--netlist", str(deck), "--runs", "2", flag, value]
+    assert main(args) == 2
+    assert words in capsys.readouterr().err
