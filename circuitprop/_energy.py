@@ -123,6 +123,18 @@ def energy(c: Circuit, values: Values, u, nudge: Nudge | None = None):
     return energy_v(c, values, node_voltages(c, values, u), nudge)
 
 
+def dissipated_power(c: Circuit, values: Values, v):
+    """Power dissipated in the resistors (diode series resistances included) and diode
+    junctions at node voltages ``v``, watts: ``Σ g ΔV² + Σ i_D v_D``. At an equilibrium it
+    equals the power the sources deliver."""
+    vr = v[c.r_a] - v[c.r_b]
+    p = jnp.sum(values.g * vr * vr)
+    if c.diodes.a.shape[0]:
+        vd, i = _diode_eval(c, v)[:2]
+        p = p + jnp.sum(i * vd)
+    return p
+
+
 def node_currents(c: Circuit, values: Values, v, nudge: Nudge | None = None, comp: Companion | None = None):
     """Net current leaving every node through devices (length n_nodes + 1); ``comp``
     linearises the diodes (see :class:`Companion`)."""

@@ -131,6 +131,7 @@ class LearningSettings:
     loss: str = "mse"
     eta: float | None = None
     agnostic_eta: float | None = None
+    power_penalty: float = 0.0
 
     def eta_for(self, rule: str) -> float | None:
         """The η the rule uses: ``agnostic_eta`` (S/V²) for agnostic EP, ``eta`` (a
@@ -649,7 +650,7 @@ _TOP = (
 )
 _TABLES = ("data", "learning", "train", "measurement", "device")
 _DATA = ("source", "task", "test_fraction", "seed", "limit_train", "limit_test")
-_LEARNING = ("rule", "estimator", "beta", "loss", "eta", "agnostic_eta")
+_LEARNING = ("rule", "estimator", "beta", "loss", "eta", "agnostic_eta", "power_penalty")
 _TRAIN = tuple(f.name for f in dataclasses.fields(TrainSettings))
 _MEASUREMENT = tuple(f.name for f in dataclasses.fields(MeasurementSettings))
 _DEVICE = tuple(f.name for f in dataclasses.fields(DeviceSettings))
@@ -786,6 +787,7 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         loss=lt.string("loss", "mse", LOSSES),
         eta=lt.number("eta", None, lo=0.0, lo_open=True),
         agnostic_eta=lt.number("agnostic_eta", None, lo=0.0, lo_open=True),
+        power_penalty=lt.number("power_penalty", 0.0, lo=0.0),
     )
     if learning.rule == "coupled" and learning.eta is not None and learning.eta > 1:
         raise ExperimentError(

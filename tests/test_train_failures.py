@@ -189,12 +189,12 @@ def _flaky_evaluate(monkeypatch, fail_calls: set[int], sample: int = 3):
     calls = []
 
     def flaky(eval_fn, theta, x, y, cache, chunk=256):
-        loss, o, ok = orig(eval_fn, theta, x, y, cache, chunk)
+        loss, o, ok, power = orig(eval_fn, theta, x, y, cache, chunk)
         if len(calls) in fail_calls:
             ok = ok.copy()
             ok[sample] = False
         calls.append(loss)
-        return loss, o, ok
+        return loss, o, ok, power
 
     monkeypatch.setattr(train_mod, "evaluate", flaky)
     return calls

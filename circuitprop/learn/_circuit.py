@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._energy import OutputCost, energy, hessian_parts, hvp, node_voltages
+from .._energy import OutputCost, dissipated_power, energy, hessian_parts, hvp, node_voltages
 from .._solve._fixed_point import fixed_point
 from .._solve._result import RESULTS
 from ._engine import EquilibriumProblem, Phase, Reading
@@ -78,6 +78,12 @@ class CircuitEquilibrium(EquilibriumProblem):
 
     def loss(self, theta, x, state, y):
         return cost(self.prob.loss, self.outputs(theta, x, state), y)
+
+    def power(self, theta, x, state):
+        """The power (W) the circuit dissipates at ``state``."""
+        values = values_for(self.prob, theta, x)
+        return dissipated_power(self.prob.circuit, values,
+                                node_voltages(self.prob.circuit, values, state))
 
     def adjoint_system(self, theta, x, y, state):
         prob, c = self.prob, self.prob.circuit

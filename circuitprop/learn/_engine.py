@@ -177,10 +177,12 @@ def ep_estimate(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str
 
 
 def ep_batch_estimate(eq: EquilibriumProblem, theta, xs, ys, beta: float, estimator: str,
-                      frees: Phase, weights, *, warm: bool = False):
+                      frees: Phase, weights, *, warm: bool = False, free_coef: float = 0.0):
     """``Σ_s weights_s · ep_estimate(sample s)`` over a batch, with ideal measurements,
     reduced by :meth:`EquilibriumProblem.combine` over every (sample, phase) state at once
     (circuits with dense blocks: matmuls, no per-sample gradient is formed).
+    ``free_coef``: an extra ``Σ_s weights_s · free_coef · ∂θE(free_s)`` in the same reduction
+    (a power penalty's ``2λ``).
 
     **Returns:** ``(estimate, ok)`` with ``ok`` per sample.
     """
@@ -191,6 +193,8 @@ def ep_batch_estimate(eq: EquilibriumProblem, theta, xs, ys, beta: float, estima
     all_states = jnp.concatenate([frees.state[:, None].astype(states.dtype), states], axis=1)
     w0 = jnp.broadcast_to(jnp.reshape(jnp.asarray(w_free, wts.dtype), (-1, 1)), (n, 1))
     coefs = jnp.concatenate([w0, wts], axis=1) * weights[:, None] / beta
+    if free_coef:
+        coefs = coefs.at[:, 0].add(free_coef * weights)
     xs_rep = jnp.repeat(xs[:, None], k + 1, axis=1)
     flat = lambda a: a.reshape((n * (k + 1),) + a.shape[2:])  # noqa: E731
     est = eq.combine(theta, flat(xs_rep), flat(all_states), flat(coefs))

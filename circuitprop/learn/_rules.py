@@ -14,6 +14,12 @@ The rules are those of the learning engine (:mod:`._engine`) on a
   conductances, then the clamped phase (:func:`._engine.homeostatic_step` on a
   :class:`~._circuit.CircuitPhysics`); the estimate is ``−(θ_{t+1} − θ_t)/(η(β2 − β1))``.
 - ``exact``: implicit differentiation (:func:`._engine.implicit_gradient`), the baseline.
+
+A power penalty ``λ`` (``[learning] power_penalty``) adds ``λ P`` to the cost, ``P`` the power
+the free phase dissipates. Every rule adds ``λ ΔV_k²`` (measured in the free phase) to its
+estimate: ``dP/dg_k = ΔV_k²`` exactly for resistors and voltage sources (at equilibrium
+``P = 2E`` and ``dE/dg_k = ½ΔV_k²``); with diodes it is the gradient of ``2E``, the
+co-content the circuit minimises, a local proxy of the dissipation.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class RuleConfig(eqx.Module):
     - ``eta``: coupled-learning clamp fraction, or agnostic-EP spring compliance.
     - ``measurement``: the measurement model; ``adjoint``: ``cg`` or ``rbp`` for ``exact``.
     - ``agnostic_iters``: cap on the agnostic homeostatic feedback loop's relaxations.
+    - ``power_penalty``: ``λ`` of the cost term ``λ P`` (W⁻¹, in units of the loss).
     - ``warm``: phases keep the diode junction states of their warm start (training, where
       every free phase starts from the sample's previous state); ``False`` re-initialises
       junctions like SPICE (gradcheck).
@@ -70,10 +77,11 @@ class RuleConfig(eqx.Module):
     adjoint: str = eqx.field(static=True, default="cg")
     agnostic_iters: int = eqx.field(static=True, default=30)
     warm: bool = eqx.field(static=True, default=False)
+    power_penalty: float = eqx.field(static=True, default=0.0)
 
 
 def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=None, measurement=None,
-                loss="mse", adjoint="cg") -> RuleConfig:
+                loss="mse", adjoint="cg", power_penalty=0.0) -> RuleConfig:
     """A checked :class:`RuleConfig` (raises :class:`ExperimentError` for bad combinations).
 
     ``eta=None`` takes the rule's default: 0.1 for coupled learning, and for agnostic EP a
@@ -93,6 +101,8 @@ def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=None, measuremen
         raise ExperimentError(f"unknown adjoint {adjoint!r}; one of {', '.join(ADJOINTS)}")
     if not (beta > 0):
         raise ExperimentError(f"beta must be > 0 (got {beta!r})")
+    if not (power_penalty >= 0) or power_penalty == float("inf"):
+        raise ExperimentError(f"power_penalty must be a finite number >= 0 (got {power_penalty!r})")
     if rule in ("coupled", "contrastive") and loss != "mse":
         raise ExperimentError(f"rule {rule!r} clamps outputs towards target voltages: "
                               "it needs loss 'mse'")
@@ -102,7 +112,20 @@ def rule_config(rule="ep", estimator="centered", beta=1e-6, eta=None, measuremen
         raise ExperimentError(f"coupled learning needs 0 < eta <= 1 (got {eta!r})")
     return RuleConfig(rule=rule, estimator=estimator, beta=float(beta),
                       eta=1.0 if rule == "contrastive" else (None if eta is None else float(eta)),
-                      measurement=measurement or MeasurementModel(), adjoint=adjoint)
+                      measurement=measurement or MeasurementModel(), adjoint=adjoint,
+                      power_penalty=float(power_penalty))
+
+
+def phases_per_step(cfg: RuleConfig) -> int | None:
+    """How many phases the rule solves per sample and step: the free phase plus the
+    nudged (or clamped) ones; ``None`` for rules whose count is not fixed (agnostic EP's
+    feedback loop, implicit differentiation)."""
+    if cfg.rule == "ep":
+        points = estimator_points(cfg.estimator)[0]
+        return 1 + sum(1 for b in points if b != 0)
+    if cfg.rule in ("coupled", "contrastive"):
+        return 2
+    return None
 
 
 class RuleOutput(eqx.Module):
@@ -159,6 +182,8 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
     loss = eq.loss(theta, x, free.state, y)
     if cfg.rule == "exact":
         g, ok, _ = implicit_gradient(eq, theta, x, y, free.state, method=cfg.adjoint)
+        if cfg.power_penalty:
+            g = g + 2.0 * cfg.power_penalty * true.dE
         return RuleOutput(grad=g, loss=loss, out=true.out, ok=ok & free.ok, u=free.state)
     k0, k1 = jax.random.split(key)
     # an ideal measurement reads what is true: measure once
@@ -173,6 +198,8 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
     else:
         dv = jnp.sqrt(2.0 * read.dE)
         g, ok = _agnostic(eq, cfg, theta, x, y, free, dv)
+    if cfg.power_penalty:  # dP/dg_k = ΔV_k², read in the free phase
+        g = g + 2.0 * cfg.power_penalty * read.dE
     ok = ok & free.ok & jnp.all(jnp.isfinite(g))
     return RuleOutput(grad=g, loss=loss, out=true.out, ok=ok, u=free.state)
 
@@ -201,5 +228,5 @@ def batch_gradient(prob: Problem, cfg: RuleConfig, theta, xs, ys, weights, us):
     frees, out, loss = jax.vmap(free_phase)(xs, ys, us)
     grad, ok = ep_batch_estimate(eq, theta, xs, ys, cfg.beta, cfg.estimator,
                                  Phase(state=frees.state, ok=frees.ok),
-                                 weights, warm=cfg.warm)
+                                 weights, warm=cfg.warm, free_coef=2.0 * cfg.power_penalty)
     return grad, loss, out, ok & frees.ok, frees.state

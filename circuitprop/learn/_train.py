@@ -54,7 +54,15 @@ from ._device import make_device
 from ._exact import loss_at
 from ._measure import from_settings
 from ._phases import problem_from_experiment
-from ._rules import RuleOutput, batch_gradient, batch_reduces, rule_config, sample_gradient
+from ._circuit import CircuitEquilibrium
+from ._rules import (
+    RuleOutput,
+    batch_gradient,
+    batch_reduces,
+    phases_per_step,
+    rule_config,
+    sample_gradient,
+)
 
 __all__ = ["train", "TrainResult", "evaluate", "CHECKPOINT_FORMAT"]
 
@@ -77,11 +85,12 @@ _LISTED = 8
 #: What identifies a run in its checkpoint, and how messages name each part.
 _IDENTITY = {"rule": "rule", "estimator": "estimator", "beta": "beta", "loss": "loss",
              "optimizer": "optimizer", "data": "data set", "parameters": "parameter names",
-             "shapes": "array shapes", "dtype": "dtype", "device": "[device] table"}
+             "shapes": "array shapes", "dtype": "dtype", "device": "[device] table",
+             "power_penalty": "[learning] power_penalty"}
 
 
 #: identity entries that older checkpoints lack, and what they meant
-_IDENTITY_DEFAULTS = {"dtype": "float64"}
+_IDENTITY_DEFAULTS = {"dtype": "float64", "power_penalty": 0.0}
 
 
 class TrainResult(dict):
@@ -167,36 +176,39 @@ def _listed(indices) -> str:
 
 
 def _make_eval(prob):
+    eq = CircuitEquilibrium(prob=prob)
 
     def one(theta, x, y, u0):
         loss, o, sol = loss_at(prob, theta, x, y, u0)
         ok = (sol.ok & jnp.isfinite(loss) & jnp.all(jnp.isfinite(o))
               & jnp.all(jnp.isfinite(sol.u)))
-        return loss, o, ok, sol.u
+        return loss, o, ok, sol.u, eq.power(theta, x, sol.u)
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0, 0)))
 
 
 def evaluate(eval_fn, theta, x, y, cache: np.ndarray, chunk: int = 256):
-    """``(losses, outputs, ok)`` of every sample's free phase, in padded chunks of one
-    compiled shape. ``ok[i]`` is ``False`` where sample ``i`` did not converge (or gave a
-    non-finite loss, output or state): its loss and outputs mean nothing. ``cache`` holds each
-    sample's last converged free state (warm start), updated in place where ``ok``."""
+    """``(losses, outputs, ok, power)`` of every sample's free phase, in padded chunks of one
+    compiled shape (``power``: the watts the circuit dissipates in that phase). ``ok[i]`` is
+    ``False`` where sample ``i`` did not converge (or gave a non-finite loss, output or
+    state): its loss, outputs and power mean nothing. ``cache`` holds each sample's last
+    converged free state (warm start), updated in place where ``ok``."""
     n = len(x)
     if n == 0:
-        return np.zeros(0), np.zeros((0, 0)), np.zeros(0, dtype=bool)
+        return np.zeros(0), np.zeros((0, 0)), np.zeros(0, dtype=bool), np.zeros(0)
     chunk = max(1, min(chunk, n))
-    ls, os_, oks = [], [], []
+    ls, os_, oks, ps = [], [], [], []
     for s in range(0, n, chunk):
         xb, yb, ub = x[s : s + chunk], y[s : s + chunk], cache[s : s + chunk]
         m = len(xb)
-        loss, o, ok, u = eval_fn(theta, _pad(xb, chunk), _pad(yb, chunk), _pad(ub, chunk))
+        loss, o, ok, u, p = eval_fn(theta, _pad(xb, chunk), _pad(yb, chunk), _pad(ub, chunk))
         ok = np.asarray(ok)[:m]
         cache[s : s + m][ok] = np.asarray(u)[:m][ok]
         ls.append(np.asarray(loss)[:m])
         os_.append(np.asarray(o)[:m])
         oks.append(ok)
-    return np.concatenate(ls), np.concatenate(os_), np.concatenate(oks)
+        ps.append(np.asarray(p)[:m])
+    return np.concatenate(ls), np.concatenate(os_), np.concatenate(oks), np.concatenate(ps)
 
 
 # ----------------------------------------------------------------------------- files
@@ -308,12 +320,16 @@ def _shape_text(s) -> str:
 
 def _hist_ok(hist, epoch: int, classification: bool) -> bool:
     keys = {"train_loss_history", "test_loss_history", "train_accuracy_history",
-            "test_accuracy_history", "epoch_seconds", "non_converged"}
+            "test_accuracy_history", "epoch_seconds", "power_free_history", "non_converged"}
+    if isinstance(hist, dict) and "power_free_history" not in hist:
+        # checkpoints written before the power figures: unknown powers
+        hist["power_free_history"] = [None] * epoch
     if not isinstance(hist, dict) or set(hist) != keys:
         return False
     nacc = epoch if classification else 0
     want = {"train_loss_history": epoch, "test_loss_history": epoch, "epoch_seconds": epoch,
-            "train_accuracy_history": nacc, "test_accuracy_history": nacc}
+            "train_accuracy_history": nacc, "test_accuracy_history": nacc,
+            "power_free_history": epoch}
     for k, n in want.items():
         v = hist[k]
         if not isinstance(v, list) or len(v) != n:
@@ -468,7 +484,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     if fdt is np.float32:
         prob = _cast(prob, jnp.float32)
     cfg = rule_config(rule, estimator, learn.beta, learn.eta_for(rule), from_settings(exp.measurement),
-                      learn.loss)
+                      learn.loss, power_penalty=learn.power_penalty)
     cfg = dataclasses.replace(cfg, warm=True)
     ds = exp.load_data()
     xtr = np.asarray(exp.encode_inputs(ds.x_train), dtype=fdt)
@@ -514,7 +530,8 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     u_cache = np.zeros((n_train, n_u), dtype=fdt)
     eval_cache = {"train": np.zeros((n_train, n_u), fdt), "test": np.zeros((n_test, n_u), fdt)}
     hist = {"train_loss_history": [], "test_loss_history": [], "train_accuracy_history": [],
-            "test_accuracy_history": [], "epoch_seconds": [], "non_converged": {"test": []}}
+            "test_accuracy_history": [], "epoch_seconds": [], "power_free_history": [],
+            "non_converged": {"test": []}}
     start_epoch = 0
     ckpt = out / "checkpoint.npz"
 
@@ -525,7 +542,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                       for i, leaf in enumerate(leaves)})
     identity = {
         "rule": rule, "estimator": estimator, "beta": float(learn.beta), "loss": learn.loss,
-        "optimizer": t.optimizer, "dtype": t.dtype,
+        "optimizer": t.optimizer, "dtype": t.dtype, "power_penalty": learn.power_penalty,
         "device": None if device is None else dict(dataclasses.asdict(exp.device), seed=dev_seed),
         "data": {"source": exp.data.source, "n_train": n_train, "n_test": n_test,
                  "digest": _data_digest(ds)},
@@ -559,7 +576,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         start_epoch = meta["epoch"]
     else:
         # every sample's first free state: a cold (SPICE-initialised) solve
-        loss0, _, ok0 = evaluate(eval_fn, physical(params) * unit, xtr, ytr, u_cache)
+        loss0, _, ok0, _ = evaluate(eval_fn, physical(params) * unit, xtr, ytr, u_cache)
         # the initial state is the last good state even when it does not solve: keep it
         # (its warm starts hold only the samples that converged)
         save_checkpoint(0)
@@ -791,12 +808,13 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             seen = order
             train_loss = float(np.mean(np.concatenate(losses)))
             theta = evaluated(params) * g_unit
-            tl, to, tok = eval_set(theta, "test")
+            tl, to, tok, tp = eval_set(theta, "test")
             test_loss, test_acc = metrics_of(tl, to, tok, ds.y_test)
             hist["epoch_seconds"].append(time.perf_counter() - t0)
             hist["train_loss_history"].append(train_loss)
             hist["test_loss_history"].append(test_loss)
             hist["non_converged"]["test"].append(int(np.sum(~tok)))
+            hist["power_free_history"].append(float(np.mean(tp[tok])) if tok.any() else None)
             if classification:
                 # running accuracy: the free-phase outputs seen during the epoch
                 pred = exp.predict_classes(np.concatenate(outs), ds.n_classes)
@@ -822,12 +840,12 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
 
     n_done = len(hist["train_loss_history"])
     theta = np.asarray(evaluated(params) * g_unit)
-    finals = {}
+    finals, powers = {}, {}
     for which, labels in (("test", ds.y_test), ("train", ds.y_train)):
         if which == "train" and not classification:
             continue
         n = n_test if which == "test" else n_train
-        loss, o, ok = eval_set(jnp.asarray(theta), which)
+        loss, o, ok, pw = eval_set(jnp.asarray(theta), which)
         if not ok.all():
             badi = np.nonzero(~ok)[0]
             note = write_trained(theta)
@@ -837,6 +855,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                 f"{_listed(badi)}), so no metrics were written; {ckpt} holds the trained state "
                 f"and {note}")
         finals[which] = metrics_of(loss, o, ok, labels)
+        powers[which] = pw
     test_loss, test_acc = finals["test"]
     non_converged = copy.deepcopy(hist["non_converged"])
     non_converged["final_test"] = 0
@@ -854,6 +873,15 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
         metrics["train_accuracy"] = train_acc
     metrics["mean_epoch_seconds"] = (float(np.mean(hist["epoch_seconds"]))
                                      if hist["epoch_seconds"] else None)
+    metrics["power_free_mean"] = float(np.mean(powers["test"])) if n_test else None
+    metrics["power"] = {
+        "free_mean": metrics["power_free_mean"],
+        "free_max": float(np.max(powers["test"])) if n_test else None,
+        "free_train_mean": (float(np.mean(powers["train"])) if "train" in powers and n_train
+                            else None),
+        "phases_per_step": phases_per_step(cfg),
+        "penalty": learn.power_penalty,
+    }
     metrics["solver"] = prob.method
     metrics["devices"] = 1 if mesh is None else int(mesh.devices.size)
     metrics["device_kind"] = (jax.local_devices()[0].platform if mesh is None
