@@ -122,6 +122,39 @@ def _cmd_build(args) -> int:
     return 0
 
 
+#: the crossbar builder's argument names -> the options of ``circuitprop build crossbar``
+_CROSSBAR_FLAGS = {"rows": "--rows", "cols": "--cols", "hidden": "--hidden", "wire_r": "--wire-r",
+                   "readout": "--readout", "gain": "--gain", "g_unit": "--g-unit",
+                   "load": "--load", "bias": "--bias", "seed": "--seed", "beta": "--beta"}
+
+
+def _cmd_build_crossbar(args) -> int:
+    import re
+    from pathlib import Path
+
+    from ._errors import CircuitpropError, ExperimentError
+    from .builders._crossbar import crossbar_deck, crossbar_experiment
+
+    shape = dict(hidden=args.hidden, differential=args.differential, readout=args.readout,
+                 input_pm=not args.direct_inputs, gain=args.gain, g_unit=args.g_unit)
+    try:
+        deck = crossbar_deck(args.rows, args.cols, args.wire_r, load=args.load, bias=args.bias,
+                             seed=args.seed, **shape)
+        exp = None
+        if args.experiment and args.output != "-":
+            exp = crossbar_experiment(Path(args.output).name, args.rows, args.cols,
+                                      source=args.source, beta=args.beta, **shape)
+    except CircuitpropError as e:
+        # name the command-line option, not the Python argument
+        msg = re.sub(r"^crossbar: (\w+)", lambda m: "crossbar: "
+                     + _CROSSBAR_FLAGS.get(m.group(1), m.group(1)), str(e))
+        raise ExperimentError(msg) from None
+    _write_deck(deck, args.output)
+    if exp is not None:
+        _write_deck(exp, args.experiment)
+    return 0
+
+
 def _write_deck(text: str, output: str):
     """Write generated text to ``output`` (``-`` for stdout); returns the path, or ``None``
     for stdout. A file that cannot be written is a user error (exit 2)."""
@@ -223,6 +256,35 @@ def add_commands(sub) -> None:
     d.add_argument("--single-ended", action="store_true", help="one node per output")
     d.add_argument("--direct-inputs", action="store_true", help="one source per input")
     d.set_defaults(func=_cmd_build)
+
+    c = bsub.add_parser("crossbar", help="memristor crossbar array(s) with wire resistance")
+    c.add_argument("--rows", type=int, required=True, metavar="M", help="number of data features")
+    c.add_argument("--cols", type=int, required=True, metavar="N", help="number of outputs")
+    c.add_argument("--wire-r", type=float, required=True, metavar="R",
+                   help="resistance of each line segment (ohm; 0: ideal lines, no wires)")
+    c.add_argument("--hidden", type=int, nargs="+", default=[], metavar="H",
+                   help="hidden layer widths (a stack of crossbars with diode rectifiers)")
+    c.add_argument("--differential", action="store_true", help="two columns per output")
+    c.add_argument("--readout", choices=("tia", "load"), default="tia",
+                   help="tia: 0 V sources, outputs are currents; load: load resistors, "
+                        "outputs are voltages")
+    c.add_argument("--direct-inputs", action="store_true", help="one source per input")
+    c.add_argument("--gain", type=float, default=100.0, metavar="G",
+                   help="input gain (V per unit)")
+    c.add_argument("--g-unit", type=float, default=1e-3, metavar="S",
+                   help="siemens per unit weight")
+    c.add_argument("--load", type=float, default=1e-3, metavar="S",
+                   help="load conductance (S) of --readout load")
+    c.add_argument("--bias", type=float, default=0.0, metavar="V",
+                   help="rectifier bias magnitude (V)")
+    c.add_argument("--seed", type=int, default=0, metavar="S")
+    c.add_argument("--source", default="digits", help="[data] source of --experiment")
+    c.add_argument("--beta", type=float, default=1e-3, metavar="B", help="beta of --experiment")
+    c.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="deck file to write ('-': stdout)")
+    c.add_argument("--experiment", metavar="EXP.toml",
+                   help="also write a matching experiment TOML here")
+    c.set_defaults(func=_cmd_build_crossbar)
 
     f = bsub.add_parser("flow", help="disordered flow network (pipes R = 1/k, pressure sources)")
     f.add_argument("--nodes", type=int, required=True, help="number of nodes, ground included")

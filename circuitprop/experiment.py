@@ -49,6 +49,7 @@ import difflib
 import fnmatch
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -422,30 +423,52 @@ def _node(name: str) -> str:
     return "0" if name in _GROUND else name
 
 
+_CURRENT = re.compile(r"^\s*i\s*\(\s*([^()\s]+)\s*\)\s*$", re.IGNORECASE)
+
+
+def current_source(term: str) -> str | None:
+    """The V source of a current term ``"i(vname)"`` of an output pair, else ``None``."""
+    if term.startswith("i(") and term.endswith(")"):
+        return term[2:-1]
+    return None
+
+
 def parse_output(spec: str) -> tuple[str, str]:
-    """Parse an output spec: ``"out"`` -> ``("out", "0")``, ``"a-b"`` -> ``("a", "b")``.
+    """Parse an output spec: ``"out"`` -> ``("out", "0")``, ``"a-b"`` -> ``("a", "b")``;
+    a current through a V source ``"i(vout)"`` -> ``("i(vout)", "0")`` and a difference of
+    two currents ``"i(vp)-i(vn)"`` -> ``("i(vp)", "i(vn)")`` (ngspice's sign: positive from
+    the source's n+ through it to n−).
 
     Names are lowercased, ``gnd`` becomes ``0``; blanks around ``-`` are allowed. A node whose
-    own name contains ``-`` cannot be an output.
+    own name contains ``-`` cannot be an output; a node and a current cannot be mixed.
 
     **Arguments:**
 
     - ``spec``: the output as written in the experiment file.
 
-    **Returns:** ``(plus, minus)`` node names.
+    **Returns:** ``(plus, minus)``: node names, or ``"i(name)"`` terms (``"0"``: none).
 
     **Raises:** :class:`~circuitprop._errors.ExperimentError` for an empty name, more than one
-    ``-``, or identical nodes.
+    ``-``, identical sides, or a node minus a current.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ExperimentError(f"output {spec!r}: expected a node name or 'a-b'")
+        raise ExperimentError(f"output {spec!r}: expected a node name, 'a-b' or 'i(vname)'")
     parts = spec.split("-")
     if len(parts) > 2:
         raise ExperimentError(
             f"output {spec!r}: more than one '-'; write a single node or a pair 'a-b'"
         )
-    if any(not p.strip() or any(c.isspace() for c in p.strip()) for p in parts):
-        raise ExperimentError(f"output {spec!r}: expected a node name or 'a-b'")
+    currents = [_CURRENT.match(p) for p in parts]
+    if any(currents):
+        if not all(currents):
+            raise ExperimentError(f"output {spec!r}: a node voltage and a current cannot be "
+                                  "subtracted; write 'i(vname)' or 'i(va)-i(vb)'")
+        terms = [f"i({m.group(1).lower()})" for m in currents]
+        if len(terms) == 2 and terms[0] == terms[1]:
+            raise ExperimentError(f"output {spec!r}: both sides are the same current")
+        return terms[0], terms[1] if len(terms) == 2 else "0"
+    if any(not p.strip() or any(c.isspace() or c in "()" for c in p.strip()) for p in parts):
+        raise ExperimentError(f"output {spec!r}: expected a node name, 'a-b' or 'i(vname)'")
     plus = _node(parts[0])
     minus = _node(parts[1]) if len(parts) == 2 else "0"
     if plus == minus:
@@ -521,12 +544,28 @@ def check_names(experiment: Experiment, netlist) -> list[str]:
                     f"input {name!r} is not a V or I source of {deck}{_suggest(name, sources)}"
                 )
     nodes = set(netlist.nodes()) | {"0"}
+    vsources = [el.name for el in netlist.elements if el.kind == "v"]
+    kinds_out = set()
     for spec, pair in zip(experiment.output_specs, experiment.outputs):
         for node in pair:
+            src = current_source(node)
+            if src is not None:
+                kinds_out.add("current")
+                if src not in vsources:
+                    what = (f"is a {kinds[src].upper()} element" if src in kinds
+                            else f"is not an element of {deck}")
+                    problems.append(f"output {spec!r}: {src!r} {what}; a current output is "
+                                    f"read through a V source{_suggest(src, vsources)}")
+                continue
+            if node != "0":
+                kinds_out.add("voltage")
             if node not in nodes:
                 problems.append(
                     f"output {spec!r}: node {node!r} is not a node of {deck}{_suggest(node, nodes)}"
                 )
+    if len(kinds_out) > 1:
+        problems.append("outputs: currents and voltages cannot be mixed (all outputs are "
+                        "'i(vname)' currents, or all are node voltages)")
     if problems:
         raise ExperimentError(f"{where}: " + "; ".join(problems))
     resistors = [el.name for el in netlist.elements if el.kind == "r"]

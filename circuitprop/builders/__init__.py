@@ -1,5 +1,14 @@
-"""Deck generators: random R+D networks, lattices, layered DRNs, flow networks."""
+"""Deck generators: random R+D networks, lattices, layered DRNs, crossbars, flow networks."""
 
+from ._crossbar import (
+    crossbar_deck as crossbar_deck,
+)
+from ._crossbar import (
+    crossbar_experiment as crossbar_experiment,
+)
+from ._crossbar import (
+    crossbar_experiment_outputs as crossbar_experiment_outputs,
+)
 from ._drn import (
     drn_deck as drn_deck,
 )

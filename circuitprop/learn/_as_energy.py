@@ -41,6 +41,10 @@ __all__ = ["circuit_energy_problem", "CircuitPhysicalSystem", "circuit_free_stat
 def _check_outputs(prob: Problem) -> None:
     """The engine's cost ``C(state, y)`` sees no inputs: the output voltages must not carry
     the offset of an *input* voltage source (an output node tied to an input source)."""
+    if prob.current:
+        raise ExperimentError("current outputs (i(...)) depend on the conductances as well "
+                              "as the state: the engine's cost C(state, y) cannot express "
+                              "them; use the circuit's own learning rules")
     c = prob.circuit
     off_node = np.asarray(c.off_node)
     if off_node.shape[0] == 0 or prob.in_v_idx.shape[0] == 0:

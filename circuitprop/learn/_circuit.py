@@ -21,19 +21,23 @@ import jax
 import jax.numpy as jnp
 
 from .._energy import OutputCost, dissipated_power, energy, hessian_parts, hvp, node_voltages
+from .._losses import LOSSES
 from .._solve._fixed_point import fixed_point
 from .._solve._result import RESULTS
 from ._engine import EquilibriumProblem, Phase, Reading
 from ._measure import MeasurementModel
 from ._phases import (
+    CurrentNudge,
     Measurement,
     Problem,
     cost,
+    current_shift,
     measure,
     measure_state,
-    output_voltages,
+    output_values,
     solve_clamped,
     solve_phase,
+    split_state,
     values_for,
     weighted_energy_grad,
 )
@@ -53,9 +57,39 @@ class CircuitEquilibrium(EquilibriumProblem):
 
     prob: Problem
 
+    def _values(self, theta, x, state):
+        """``(values, u)`` of a state (current outputs: the readout shifts applied)."""
+        u, shift = split_state(self.prob, state)
+        return values_for(self.prob, theta, x, shift=shift), u
+
     def solve(self, theta, x, y, beta, start, warm: bool = False) -> Phase:
-        sol = solve_phase(self.prob, values_for(self.prob, theta, x), beta, y, start, warm)
-        return Phase(state=sol.u, ok=sol.ok)
+        prob = self.prob
+        if not prob.current:
+            sol = solve_phase(prob, values_for(prob, theta, x), beta, y, start, warm)
+            return Phase(state=sol.u, ok=sol.ok)
+        # current outputs: a nudged phase shifts the readout sources by −β ∂C/∂i, with the
+        # gradient from the free phase (a CurrentNudge), else linearised at the start
+        u0 = None if start is None else split_state(prob, start)[0]
+        if beta is None:
+            shift = jnp.zeros(prob.shift_src.shape, jnp.result_type(theta))
+        else:
+            if isinstance(y, CurrentNudge):
+                grad = y.grad
+            else:
+                o = self.outputs(theta, x, start)
+                grad = LOSSES[prob.loss].grad(o, y)
+            shift = current_shift(prob, grad, beta)
+            if u0 is not None:
+                u0 = u0.astype(jnp.result_type(u0, shift))
+        sol = solve_phase(prob, values_for(prob, theta, x, shift=shift), None, None, u0,
+                          warm or beta is not None)
+        return Phase(state=jnp.concatenate([sol.u, shift.astype(sol.u.dtype)]), ok=sol.ok)
+
+    def nudge_target(self, theta, x, y, free: Phase):
+        if not self.prob.current:
+            return y
+        o = self.outputs(theta, x, free.state)
+        return CurrentNudge(target=y, grad=LOSSES[self.prob.loss].grad(o, y))
 
     def _reading(self, m: Measurement, model: MeasurementModel | None, key) -> Reading:
         if model is not None:
@@ -63,41 +97,56 @@ class CircuitEquilibrium(EquilibriumProblem):
         return Reading(dE=m.energy_grad(), out=m.out)
 
     def measure(self, theta, x, state, model=None, key=None) -> Reading:
-        values = values_for(self.prob, theta, x)
-        m = measure_state(self.prob, self.prob.circuit, values, state)
+        values, u = self._values(theta, x, state)
+        m = measure_state(self.prob, self.prob.circuit, values, u)
         return self._reading(m, model, key)
 
     def combine(self, theta, xs, states, coefs):
         prob, c = self.prob, self.prob.circuit
-        v = jax.vmap(lambda x, u: node_voltages(c, values_for(prob, theta, x), u))(xs, states)
+
+        def volts(x, st):
+            values, u = self._values(theta, x, st)
+            return node_voltages(c, values, u)
+
+        v = jax.vmap(volts)(xs, states)
         return weighted_energy_grad(prob, c, v, coefs)
 
     def outputs(self, theta, x, state):
-        values = values_for(self.prob, theta, x)
-        return output_voltages(self.prob, node_voltages(self.prob.circuit, values, state))
+        values, u = self._values(theta, x, state)
+        return output_values(self.prob, self.prob.circuit, values,
+                             node_voltages(self.prob.circuit, values, u))
 
     def loss(self, theta, x, state, y):
         return cost(self.prob.loss, self.outputs(theta, x, state), y)
 
     def power(self, theta, x, state):
         """The power (W) the circuit dissipates at ``state``."""
-        values = values_for(self.prob, theta, x)
+        values, u = self._values(theta, x, state)
         return dissipated_power(self.prob.circuit, values,
-                                node_voltages(self.prob.circuit, values, state))
+                                node_voltages(self.prob.circuit, values, u))
 
     def adjoint_system(self, theta, x, y, state):
         prob, c = self.prob, self.prob.circuit
         values = values_for(prob, theta, x)
+        state = split_state(prob, state)[0]
         v = node_voltages(c, values, state)
         ua, ub, gb, diag = hessian_parts(c, values, v)
-        rhs = OutputCost(loss=prob.loss, p=prob.out_p, m=prob.out_m, beta=1.0,
-                         target=y).gradient_u(c, values, state)
         ra, rb = c.r_a[prob.train_idx], c.r_b[prob.train_idx]
 
         def finish(pi):
             pv = jnp.concatenate([pi, jnp.zeros((1,), pi.dtype)])[c.node_var]
             return -(v[ra] - v[rb]) * (pv[ra] - pv[rb])
 
+        if prob.current:
+            # a current depends on the conductances at the readout node as well as on the
+            # state: C(i(u, θ)) has an explicit θ part besides the adjoint's
+            f = lambda t, u: self.loss(t, x, u, y)  # noqa: E731
+            rhs = jax.grad(f, argnums=1)(theta, state)
+            explicit = jax.grad(f, argnums=0)(theta, state)
+            return (lambda w: hvp(c, ua, ub, gb, w)), rhs, diag, (
+                lambda pi: finish(pi) + explicit)
+        rhs = OutputCost(loss=prob.loss, p=prob.out_p, m=prob.out_m, beta=1.0,
+                         target=y).gradient_u(c, values, state)
         return (lambda w: hvp(c, ua, ub, gb, w)), rhs, diag, finish
 
     def clamp(self, theta, x, target, model=None, key=None):

@@ -97,6 +97,13 @@ class EquilibriumProblem(eqx.Module):
         acc0 = jnp.zeros(first.shape, jnp.promote_types(first.dtype, coefs.dtype))
         return jax.lax.scan(add, acc0, (xs, states, coefs))[0]
 
+    def nudge_target(self, theta, x, y, free: Phase):
+        """What the nudged phases of EP are given in place of ``y`` (:func:`ep_phases`):
+        ``y`` itself where the cost enters the energy; implementations whose nudge is a
+        drive linearised at the free phase (a circuit's current outputs: shifted readout
+        sources) return what their :meth:`solve` needs."""
+        return y
+
     def clamp(self, theta, x, target, model=None, key=None) -> tuple[Phase, Reading]:
         """The phase with every output held at ``target`` and its reading (coupled and
         contrastive learning). Not every problem has outputs that can be clamped."""
@@ -141,11 +148,12 @@ def ep_phases(eq: EquilibriumProblem, theta, x, y, beta: float, estimator: str, 
     bs = jnp.asarray([b for b, _ in plan], dtype) * beta
     from_free = jnp.asarray([f for _, f in plan])
     u_free = free.state.astype(dtype)
+    yn = eq.nudge_target(theta, x, y, free)
 
     def one(prev, inp):
         b, ff = inp
         start = jnp.where(ff, u_free, prev)
-        ph = eq.solve(theta, x, y, b, start, warm)
+        ph = eq.solve(theta, x, yn, b, start, warm)
         return ph.state, (ph.state, ph.ok)
 
     _, (states, oks) = jax.lax.scan(one, u_free, (bs, from_free))

@@ -12,12 +12,13 @@ against (the engine's :func:`~._engine.implicit_gradient` and
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 
 from ._circuit import CircuitEquilibrium
 from ._engine import finite_difference as _finite_difference
 from ._engine import implicit_gradient
-from ._phases import Problem, Solution, solve_phase, values_for
+from ._phases import Problem, Solution, solve_phase, split_state, values_for
 
 __all__ = ["exact_gradient", "finite_difference", "loss_at"]
 
@@ -26,8 +27,12 @@ def loss_at(prob: Problem, theta, x, y, u0=None, warm: bool = False):
     """``(loss, outputs, solution)`` of one sample at conductances ``theta`` (``warm``: the
     junction states start at ``u0``)."""
     eq = CircuitEquilibrium(prob=prob)
+    u0 = None if u0 is None else split_state(prob, u0)[0]
     sol: Solution = solve_phase(prob, values_for(prob, theta, x), None, None, u0,
                                 warm and u0 is not None)
+    if prob.current:  # the phase's state: the unknowns, then the (zero) readout shifts
+        sol = eqx.tree_at(lambda s: s.u, sol, jnp.concatenate(
+            [sol.u, jnp.zeros(prob.shift_src.shape, sol.u.dtype)]))
     return eq.loss(theta, x, sol.u, y), eq.outputs(theta, x, sol.u), sol
 
 

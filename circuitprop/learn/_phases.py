@@ -15,6 +15,15 @@ Costs ``C(o, y)`` of the output voltages ``o``:
   one-hot class of the target vector (its largest entry). The nudge ``β C`` enters the
   energy as an :class:`~circuitprop._energy.OutputCost` (a current injection ``−β ∂C/∂o``).
 
+Outputs are node voltages (``"out"``, ``"a-b"``) or currents through V sources
+(``"i(vout)"``, ``"i(vp)-i(vn)"``: virtual-ground readouts). A current output cannot be
+nudged by adding its cost to the energy (the current is a derivative of the energy's
+minimum with respect to the source, ``i = −∂Φ/∂V``); it is nudged the way a chip would,
+by shifting its readout source: ``V → V − β ∂C/∂i`` with ``∂C/∂i`` read in the free phase
+(:class:`CurrentNudge`). Then ``d/dβ ∂θΦ = −Σ ∂C/∂i ∂²Φ/∂θ∂V = dC/dθ``: every EP estimator
+applies unchanged to the drops across the devices, and the shifts ride along in the phase's
+state (``u`` followed by the shift of each readout source).
+
 Every phase is solved by the package's solvers (:func:`circuitprop._solve._methods.circuit_solve`:
 Newton–CG, Newton on the dense reduced Hessian, or coordinate sweeps; ``Problem.method``).
 """
@@ -30,7 +39,7 @@ from jaxtyping import Array, Float, Int
 
 from .._api import as_netlist
 from .._circuit import Circuit, CircuitInfo, Values, compile_circuit
-from .._energy import Nudge, OutputCost, node_voltages
+from .._energy import Nudge, OutputCost, node_voltages, source_currents
 from .._errors import ExperimentError, NetlistError
 from .._graph import check_topology
 from .._losses import LOSSES, loss_value
@@ -39,7 +48,7 @@ from .._solve._dense import DENSE_LIMIT
 from .._solve._methods import SOLVERS, auto_method, circuit_solve
 from .._solve._newton import Newton, NewtonOptions
 from .._solve._result import Solution
-from ..experiment import check_names
+from ..experiment import check_names, current_source
 from ..netlist._types import Element
 
 __all__ = [
@@ -55,6 +64,9 @@ __all__ = [
     "measure",
     "weighted_energy_grad",
     "output_voltages",
+    "output_values",
+    "split_state",
+    "CurrentNudge",
     "TIGHT",
 ]
 
@@ -76,6 +88,9 @@ class Problem(eqx.Module):
     - ``loss``: ``"mse"`` or ``"cross-entropy"``.
     - ``options``: Newton tolerances of every phase.
     - ``method``: the phases' solver (one of ``circuitprop._solve._methods.SOLVERS``).
+    - ``current``: the outputs are currents through V sources; ``shift_src`` (``vsrc``
+      index of each readout source), ``out_ipos``/``out_impos`` (each output's plus and minus
+      current as a position in ``shift_src``, −1: none).
     """
 
     circuit: Circuit
@@ -93,10 +108,21 @@ class Problem(eqx.Module):
     can_clamp: bool = eqx.field(static=True, default=True)
     method: str = eqx.field(static=True, default="newton")
     train_slice: tuple | None = eqx.field(static=True, default=None)
+    current: bool = eqx.field(static=True, default=False)
+    shift_src: Int[Array, " r"] | None = None
+    out_ipos: Int[Array, " o"] | None = None
+    out_impos: Int[Array, " o"] | None = None
 
     @property
     def n_params(self) -> int:
         return int(self.train_idx.shape[0])
+
+    @property
+    def n_state(self) -> int:
+        """Length of a phase's state: the unknowns, then (current outputs) the shift of
+        each readout source."""
+        extra = int(self.shift_src.shape[0]) if self.current else 0
+        return int(self.circuit.n_u) + extra
 
     @property
     def n_outputs(self) -> int:
@@ -132,7 +158,8 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
 
     - ``netlist``: a :class:`~circuitprop.netlist.Netlist` (or a path / deck text).
     - ``inputs``: V or I source names, in data column order.
-    - ``outputs``: ``(plus, minus)`` node pairs (``"0"`` is ground).
+    - ``outputs``: ``(plus, minus)`` node pairs (``"0"`` is ground), or current terms
+      ``("i(vp)", "i(vn)")`` / ``("i(v)", "0")`` (:func:`~circuitprop.experiment.parse_output`).
     - ``trainable``: resistor names whose conductances learn.
     - ``loss``: ``"mse"`` or ``"cross-entropy"``.
     - ``options``: Newton tolerances of the phases.
@@ -152,11 +179,14 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     if not isinstance(circuit, Circuit):
         raise NetlistError(f"{netlist.source}: learning needs a reciprocal circuit "
                            "(no E, F, G or H elements)")
-    try:
-        clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
-        can_clamp = cinfo.nodes == info.nodes
-    except NetlistError:  # an output tied to a source cannot be clamped by another one
-        clamped, can_clamp = circuit, False
+    if any(current_source(t) is not None for pair in outputs for t in pair):
+        clamped, can_clamp = circuit, False  # a current is not held by a voltage source
+    else:
+        try:
+            clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
+            can_clamp = cinfo.nodes == info.nodes
+        except NetlistError:  # an output tied to a source cannot be clamped by another one
+            clamped, can_clamp = circuit, False
     r_index = {n: k for k, n in enumerate(info.resistors)}
     v_index = {n: k for k, n in enumerate(info.vbranches)}
     i_index = {n: k for k, n in enumerate(info.isources)}
@@ -184,8 +214,30 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         return info.node_index[n]
 
     ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32).reshape(-1))  # noqa: E731
-    out_p = ia([node(p) for p, _ in outputs])
-    out_m = ia([node(m) for _, m in outputs])
+    terms = [current_source(t) for pair in outputs for t in pair]
+    current = any(t is not None for t in terms)
+    shift = {}
+    if current:
+        if any(t is None and n != "0" for t, n in zip(terms, (n for pr in outputs for n in pr))):
+            raise NetlistError(f"{netlist.source}: outputs: currents and voltages cannot be mixed")
+        pos = []
+        for pair in outputs:
+            row = []
+            for t in pair:
+                src = current_source(t)
+                if src is None:
+                    row.append(-1)
+                    continue
+                if src not in v_index or netlist_kind(netlist, src) != "v":
+                    raise NetlistError(f"{netlist.source}: output {t!r}: {src!r} is not a V "
+                                       "source of the deck")
+                row.append(shift.setdefault(v_index[src], len(shift)))
+            pos.append(row)
+        out_p = out_m = ia([gnd] * len(outputs))
+        can_clamp = False
+    else:
+        out_p = ia([node(p) for p, _ in outputs])
+        out_m = ia([node(m) for _, m in outputs])
     if method == "auto":
         method = auto_method(circuit, loss)
     if method not in SOLVERS:
@@ -200,7 +252,8 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
                                   f"{loss!r} couples every output): use solver = \"dense\" "
                                   "or \"newton\"")
         # the output nudges join each output's two nodes: they get different colours
-        circuit = with_colours(circuit, [(np.asarray(out_p), np.asarray(out_m))])
+        circuit = with_colours(circuit, [] if current
+                               else [(np.asarray(out_p), np.asarray(out_m))])
         if can_clamp:
             clamped = with_colours(clamped)
     prob = Problem(
@@ -208,10 +261,21 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         in_v_idx=ia([a for a, _ in in_v]), in_v_col=ia([b for _, b in in_v]),
         in_i_idx=ia([a for a, _ in in_i]), in_i_col=ia([b for _, b in in_i]),
         out_p=out_p, out_m=out_m, loss=loss, options=options, can_clamp=can_clamp,
-        method=method, train_slice=_contiguous(train_idx))
+        method=method, train_slice=_contiguous(train_idx), current=current,
+        shift_src=ia(list(shift)) if current else None,
+        out_ipos=ia([r[0] for r in pos]) if current else None,
+        out_impos=ia([r[1] for r in pos]) if current else None)
     pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
                         inputs=list(inputs), outputs=list(outputs))
     return prob, pinfo
+
+
+def netlist_kind(netlist, name: str) -> str | None:
+    """The kind letter of element ``name`` of the deck (``None``: no such element)."""
+    for el in netlist.elements:
+        if el.name == name:
+            return el.kind
+    return None
 
 
 def _contiguous(idx: list[int]) -> tuple[int, int] | None:
@@ -248,9 +312,10 @@ def cost(loss: str, o, y):
     return loss_value(loss, o, y)
 
 
-def values_for(prob: Problem, theta, x, base: Values | None = None) -> Values:
+def values_for(prob: Problem, theta, x, base: Values | None = None, shift=None) -> Values:
     """The circuit's :class:`Values` with trainable conductances ``theta`` and input
-    source values ``x`` (one sample, already encoded)."""
+    source values ``x`` (one sample, already encoded); ``shift``: volts added to each
+    readout source of current outputs (a nudged phase)."""
     b = prob.base if base is None else base
     if prob.train_slice is not None:  # a contiguous run of resistors: no scatter
         lo, hi = prob.train_slice
@@ -263,12 +328,55 @@ def values_for(prob: Problem, theta, x, base: Values | None = None) -> Values:
     isrc = b.isrc
     if prob.in_i_idx.shape[0]:
         isrc = isrc.at[prob.in_i_idx].set(x[prob.in_i_col])
+    if shift is not None:
+        vsrc = vsrc.astype(jnp.result_type(vsrc, shift)).at[prob.shift_src].add(shift)
     return Values(g=g, vsrc=vsrc, isrc=isrc)
+
+
+def split_state(prob: Problem, state):
+    """``(u, shift)`` of a phase's state: the unknowns and (current outputs) the readout
+    sources' shifts (``None`` otherwise; zeros for a bare ``u``, a free phase)."""
+    if not prob.current:
+        return state, None
+    n = prob.circuit.n_u
+    if state.shape[-1] == n:
+        return state, jnp.zeros(state.shape[:-1] + prob.shift_src.shape, state.dtype)
+    return state[..., :n], state[..., n:]
+
+
+class CurrentNudge(eqx.Module):
+    """What the nudged phases of current outputs are given: the ``target`` and the cost's
+    gradient ``grad = ∂C/∂o`` at the free phase (the readout sources shift by
+    ``−β`` times it, see the module docstring)."""
+
+    target: Array
+    grad: Array
+
+
+def current_shift(prob: Problem, grad, beta):
+    """The readout sources' shifts ``−β ∂C/∂i`` from the cost gradient ``grad`` of each
+    output ``i(vp) − i(vn)``."""
+    r = prob.shift_src.shape[0]
+    d = jnp.asarray(beta) * grad
+    s = jnp.zeros((r,), d.dtype).at[prob.out_ipos].add(-d)
+    return s.at[jnp.where(prob.out_impos >= 0, prob.out_impos, r)].add(d, mode="drop")
 
 
 def output_voltages(prob: Problem, v):
     """Output voltages from full node voltages."""
     return v[prob.out_p] - v[prob.out_m]
+
+
+def output_values(prob: Problem, c: Circuit, values: Values, v):
+    """The outputs at node voltages ``v``: voltages, or currents through the readout
+    sources (ngspice's sign)."""
+    if not prob.current:
+        return output_voltages(prob, v)
+    cur = source_currents(c, values, v)[prob.shift_src]
+    r = prob.shift_src.shape[0]
+    minus = jnp.concatenate([cur, jnp.zeros((1,), cur.dtype)])[
+        jnp.where(prob.out_impos >= 0, prob.out_impos, r)]
+    return cur[prob.out_ipos] - minus
 
 
 class Measurement(eqx.Module):
@@ -300,7 +408,7 @@ def measure_state(prob: Problem, c: Circuit, values: Values, u, ok=True) -> Meas
         dv = c.layout.drops(v, c.r_a, c.r_b)[prob.train_slice[0] : prob.train_slice[1]]
     else:
         dv = v[c.r_a[prob.train_idx]] - v[c.r_b[prob.train_idx]]
-    return Measurement(dv=dv, out=output_voltages(prob, v), ok=jnp.asarray(ok))
+    return Measurement(dv=dv, out=output_values(prob, c, values, v), ok=jnp.asarray(ok))
 
 
 def weighted_energy_grad(prob: Problem, c: Circuit, v, coefs):
@@ -394,6 +502,9 @@ def clamped_values(prob: Problem, values: Values, target) -> Values:
 def solve_clamped(prob: Problem, values: Values, target, u0=None) -> tuple[Solution, Values]:
     """The clamped phase: every output held at ``target`` (hard clamp by voltage sources).
     Returns the solution on the clamped circuit and its values."""
+    if prob.current:
+        raise ExperimentError("current outputs cannot be clamped (a readout source sets a "
+                              "voltage, not a current): use rule 'ep'")
     if not prob.can_clamp:
         raise ExperimentError("the outputs cannot be clamped by voltage sources (an output is "
                               "tied to a source): use rule 'ep'")

@@ -52,7 +52,8 @@ from ._estimators import (
 from ._measure import MeasurementModel
 from ._phases import Problem
 
-__all__ = ["RuleConfig", "RuleOutput", "sample_gradient", "RULES", "rule_config", "agnostic_eta"]
+__all__ = ["RuleConfig", "RuleOutput", "sample_gradient", "RULES", "rule_config", "agnostic_eta",
+           "check_rule"]
 
 
 class RuleConfig(eqx.Module):
@@ -165,6 +166,16 @@ def _agnostic(eq: CircuitEquilibrium, cfg: RuleConfig, theta, x, y, free, dv_fre
     return h.grad, h.ok & free.ok
 
 
+def check_rule(prob: Problem, cfg: RuleConfig) -> None:
+    """Refuse rules the problem's outputs cannot run: current outputs are nudged by
+    shifting their readout sources from the free phase (``ep``, ``exact``); they cannot be
+    clamped (coupled, contrastive) nor nudged inside agnostic EP's joint relaxation."""
+    if prob.current and cfg.rule not in ("ep", "exact"):
+        raise ExperimentError(f"rule {cfg.rule!r} cannot learn current outputs (i(...)): "
+                              "they are nudged by shifting their readout sources, which "
+                              "rules 'ep' and 'exact' do; use one of those")
+
+
 def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -> RuleOutput:
     """The rule's gradient estimate for one sample (jittable, vmappable).
 
@@ -176,6 +187,7 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
     - ``key``: a JAX key for the measurement model.
     - ``u0``: warm start of the free phase (e.g. the sample's state from the last epoch).
     """
+    check_rule(prob, cfg)
     eq = CircuitEquilibrium(prob=prob)
     free = eq.solve(theta, x, y, None, u0, cfg.warm and u0 is not None)
     true = eq.measure(theta, x, free.state)

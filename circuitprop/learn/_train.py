@@ -50,15 +50,16 @@ from .._errors import CircuitpropError, ConvergenceError, ExperimentError
 from .._solve._newton import NewtonOptions
 from ..experiment import load_experiment
 from ..export import write_spice
+from ._circuit import CircuitEquilibrium
 from ._device import make_device
 from ._exact import loss_at
 from ._measure import from_settings
 from ._phases import problem_from_experiment
-from ._circuit import CircuitEquilibrium
 from ._rules import (
     RuleOutput,
     batch_gradient,
     batch_reduces,
+    check_rule,
     phases_per_step,
     rule_config,
     sample_gradient,
@@ -486,6 +487,10 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     cfg = rule_config(rule, estimator, learn.beta, learn.eta_for(rule), from_settings(exp.measurement),
                       learn.loss, power_penalty=learn.power_penalty)
     cfg = dataclasses.replace(cfg, warm=True)
+    try:
+        check_rule(prob, cfg)
+    except ExperimentError as e:
+        raise ExperimentError(f"{exp.path}: [learning] rule: {e}") from None
     ds = exp.load_data()
     xtr = np.asarray(exp.encode_inputs(ds.x_train), dtype=fdt)
     ytr = np.asarray(exp.encode_targets(ds.y_train, ds.n_classes), dtype=fdt)
@@ -526,7 +531,7 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     opt_state = opt.init(params)
     leaves, treedef = jax.tree_util.tree_flatten(opt_state)
     rng = np.random.default_rng(t.seed)
-    n_u = prob.circuit.n_u
+    n_u = prob.n_state  # a phase's state (current outputs: the readout shifts follow u)
     u_cache = np.zeros((n_train, n_u), dtype=fdt)
     eval_cache = {"train": np.zeros((n_train, n_u), fdt), "test": np.zeros((n_test, n_u), fdt)}
     hist = {"train_loss_history": [], "test_loss_history": [], "train_accuracy_history": [],
