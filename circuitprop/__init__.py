@@ -65,6 +65,9 @@ from ._errors import (
 )
 from ._graph import check_topology as check_topology  # noqa: E402
 from ._graph import netlist_graph as netlist_graph
+from ._raw import RawFile as RawFile  # noqa: E402
+from ._raw import read_raw as read_raw
+from ._raw import write_raw as write_raw
 from ._solve._newton import NewtonOptions as NewtonOptions  # noqa: E402
 from .netlist import Netlist as Netlist  # noqa: E402
 from .netlist import load as load
@@ -79,4 +82,9 @@ def __getattr__(name):
         from ._solve._relax import RelaxOptions
 
         return RelaxOptions
+    # the transient analysis imports diffrax too
+    if name in ("transient", "Transient", "settle", "Settle"):
+        from . import _transient
+
+        return getattr(_transient, name)
     raise AttributeError(f"module 'circuitprop' has no attribute {name!r}")

@@ -183,11 +183,11 @@ def element_power(circuit, info: CircuitInfo, values: Values, v, currents: dict[
     **Arguments:** the compiled circuit, its info and values, every node voltage ``v``
     (``info.nodes`` order, ground slot last) and the branch currents by name (ngspice sign).
 
-    **Returns:** ``{"total": W, "delivered": W, "elements": {name: W}}``: resistors and diodes
-    (junction plus series resistance) the power they dissipate, V/I sources and E/F/G/H the
-    power they deliver (``−V·I`` with ``V = v(n+) − v(n−)`` and ``I`` the current from
-    ``n+`` through the element to ``n−``); ``total`` the dissipation, ``delivered`` the
-    sources' sum (equal to solver tolerance: energy is conserved).
+    **Returns:** ``{"total": W, "delivered": W, "elements": {name: W}}``: resistors, diodes
+    and MOSFETs (junctions and channel plus series resistances) the power they dissipate,
+    V/I sources and E/F/G/H the power they deliver (``−V·I`` with ``V = v(n+) − v(n−)`` and
+    ``I`` the current from ``n+`` through the element to ``n−``); ``total`` the dissipation,
+    ``delivered`` the sources' sum (equal to solver tolerance: energy is conserved).
     """
     from ._devices import diode
 
@@ -207,6 +207,15 @@ def element_power(circuit, info: CircuitInfo, values: Values, v, currents: dict[
                         np.asarray(d.nbvt), np.asarray(d.has_bv), float(circuit.gmin))
         for k, name in enumerate(info.diodes):
             elements[name] = elements.get(name, 0.0) + float(np.asarray(i)[k] * vd[k])
+    mos = getattr(circuit, "mosfets", None)
+    if mos is not None and info.mosfets:
+        from ._solve._mna import mosfet_currents
+
+        i_d, i_b = (np.asarray(a) for a in mosfet_currents(circuit, jnp.asarray(v)))
+        vs = v[np.asarray(mos.s)]
+        pm = i_d * (v[np.asarray(mos.d)] - vs) + i_b * (v[np.asarray(mos.b)] - vs)
+        for k, name in enumerate(info.mosfets):
+            elements[name] = elements.get(name, 0.0) + float(pm[k])
     total = float(sum(elements.values()))
     isrc = dict(zip(info.isources, np.asarray(values.isrc, dtype=np.float64)))
     delivered = 0.0

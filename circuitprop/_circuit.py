@@ -6,8 +6,8 @@ Two compiled forms exist:
   eliminated by expressing every node tied to a source tree as ``root + offset``; the
   unknowns ``u`` are the remaining free node voltages (one per node not tied to a source, one
   per source tree not tied to ground). The energy of :mod:`circuitprop._energy` lives on ``u``.
-- :class:`MnaCircuit` (circuits with E, F, G, H): modified nodal analysis, unknowns are every
-  node voltage plus the branch currents of V, L, E and H; solved on the KCL residual.
+- :class:`MnaCircuit` (circuits with E, F, G, H or M): modified nodal analysis, unknowns are
+  every node voltage plus the branch currents of V, L, E and H; solved on the KCL residual.
 
 Topology is static (integer arrays); element values live in :class:`Values`, so sweeps and
 training vmap over them without recompiling.
@@ -58,6 +58,34 @@ class Diodes(eqx.Module):
     vcrit: Float[Array, " diodes"]
 
 
+class Mosfets(eqx.Module):
+    """Per-MOSFET arrays (level 1): terminal indices (drain and source are the internal nodes
+    when RD/RS are present) and the parameters of :func:`~._devices.mosfet`.
+
+    ``polarity`` is +1 (NMOS) or -1 (PMOS). ``init`` is the first Newton state
+    ``(vgs, vds, vbs)`` in the NMOS sense, as ngspice starts an operating point: zero bias for
+    OFF devices, else ``polarity·(ICVGS, ICVDS, ICVBS)`` when one is nonzero, else
+    ``(polarity·VTO, 0, -1)``. ``off`` marks the OFF devices.
+    """
+
+    d: Int[Array, " mosfets"]
+    g: Int[Array, " mosfets"]
+    s: Int[Array, " mosfets"]
+    b: Int[Array, " mosfets"]
+    polarity: Float[Array, " mosfets"]
+    beta: Float[Array, " mosfets"]
+    vbi: Float[Array, " mosfets"]
+    gamma: Float[Array, " mosfets"]
+    phi: Float[Array, " mosfets"]
+    lam: Float[Array, " mosfets"]
+    is_d: Float[Array, " mosfets"]
+    is_s: Float[Array, " mosfets"]
+    vcrit_d: Float[Array, " mosfets"]
+    vcrit_s: Float[Array, " mosfets"]
+    init: Float[Array, "3 mosfets"]
+    off: Bool[Array, " mosfets"]
+
+
 class Circuit(eqx.Module):
     """A reciprocal circuit compiled to index arrays (see the module docstring).
 
@@ -90,11 +118,11 @@ class Circuit(eqx.Module):
 
 
 class MnaCircuit(eqx.Module):
-    """A circuit with controlled sources, for Newton on the KCL residual (MNA).
+    """A circuit with controlled sources or MOSFETs, for Newton on the KCL residual (MNA).
 
     Unknowns: ``n_nodes`` node voltages, then one branch current per V, L, E, H (``n_br``).
     Index ``n_nodes`` in node arrays is ground. Branch kinds: 0 = V/L (value from
-    ``Values.vsrc``), 1 = E, 2 = H.
+    ``Values.vsrc``), 1 = E, 2 = H. ``mosfets``: the level-1 MOSFETs (``None``: none).
     """
 
     n_nodes: int = eqx.field(static=True)
@@ -123,6 +151,7 @@ class MnaCircuit(eqx.Module):
     f_ctrl: Int[Array, " cccs"]
     f_gain: Float[Array, " cccs"]
     n_vb: int = eqx.field(static=True)
+    mosfets: Mosfets | None = None
 
 
 @dataclasses.dataclass
@@ -136,7 +165,10 @@ class CircuitInfo:
     - ``isources``: names of current sources (``Values.isrc`` order).
     - ``currents``: names of the branch currents reported (V, L, and E, H in MNA form).
     - ``defaults``: the deck's :class:`Values`.
-    - ``reciprocal``: False when the deck has E, F, G or H (no energy; MNA solve).
+    - ``reciprocal``: False when the deck has E, F, G, H or M (no energy; MNA solve).
+    - ``mosfets``: names of the MOSFETs (``MnaCircuit.mosfets`` order); their series
+      resistances are among ``resistors`` as ``<mosfet>#rd`` / ``<mosfet>#rs``, their
+      internal nodes among ``nodes`` as ``<mosfet>#drain`` / ``<mosfet>#source``.
     """
 
     netlist: Netlist
@@ -150,6 +182,7 @@ class CircuitInfo:
     currents: list[str]
     defaults: Values
     reciprocal: bool
+    mosfets: list[str] = dataclasses.field(default_factory=list)
 
     def values(self, **overrides: dict[str, float]) -> Values:
         """The deck's values with some replaced by name: ``values(g={"r1": 1e-3})``,
@@ -172,6 +205,43 @@ def _diode_params(netlist: Netlist, el: Element) -> tuple[float, float, float, f
     scale = el.area * el.m
     rs = model.rs / (el.area * el.m) if model.rs > 0 else 0.0
     return (model.is_ * scale, model.n, model.bv, model.ibv * scale, model.nbv, rs)
+
+
+def _mosfet_series(el: Element) -> tuple[float, float]:
+    mos = el.mosfet
+    if mos is None:  # pragma: no cover - the parser attaches it to every M element
+        raise NetlistError.at(f"MOSFET {el.name}: no model data", el.location)
+    return mos.series_resistances()
+
+
+def _mosfet_arrays(elems: list[tuple[Element, int, int]], idx, fix) -> Mosfets:
+    """:class:`Mosfets` from ``(element, drain, source)`` (series-resistance nodes resolved)
+    with ngspice's level-1 parameters at T = TNOM (mos1temp.c)."""
+    rows = []
+    for el, d, s in elems:
+        mos = el.mosfet
+        assert mos is not None
+        mod = mos.model
+        is_d, is_s = mos.sat_currents()
+        vcrit = [VT * math.log(VT / (math.sqrt(2.0) * i)) if i > 0 else 1e30
+                 for i in (is_d, is_s)]
+        pol = mod.polarity
+        ic_vds, ic_vgs, ic_vbs = (0.0 if x is None else x for x in mos.ic)
+        if mos.off:
+            init = (0.0, 0.0, 0.0)
+        elif ic_vds or ic_vgs or ic_vbs:
+            init = (pol * ic_vgs, pol * ic_vds, pol * ic_vbs)
+        else:
+            init = (pol * mod.vto, 0.0, -1.0)
+        rows.append((d, idx(el.nodes[1]), s, idx(el.nodes[3]), float(pol), mos.beta,
+                     (mod.vto - pol * mod.gamma * math.sqrt(mod.phi)) * pol, mod.gamma,
+                     mod.phi, mod.lambda_, is_d, is_s, vcrit[0], vcrit[1], init, mos.off))
+    cols = list(zip(*rows))
+    ints = [jnp.asarray(fix(list(c))) for c in cols[:4]]
+    flts = [jnp.asarray(np.asarray(c, dtype=np.float64)) for c in cols[4:14]]
+    init_arr = jnp.asarray(np.asarray(cols[14], dtype=np.float64).T.reshape(3, len(rows)))
+    return Mosfets(*ints, *flts, init=init_arr,
+                   off=jnp.asarray(np.asarray(cols[15], dtype=bool)))
 
 
 def _source_forest(nodes_of: dict[str, int], branches: list[tuple[str, int, int]], ground: int,
@@ -216,12 +286,15 @@ def _source_forest(nodes_of: dict[str, int], branches: list[tuple[str, int, int]
     return root_of, paths, edges
 
 
-def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo]:
+def compile_circuit(netlist: Netlist, *, mna: bool = False
+                    ) -> tuple[Circuit | MnaCircuit, CircuitInfo]:
     """Compile a netlist.
 
     **Arguments:**
 
     - ``netlist``: a parsed, flattened deck (topology already checked).
+    - ``mna``: compile to an :class:`MnaCircuit` even when the deck is reciprocal (the
+      transient analysis integrates the MNA equations).
 
     **Returns:** ``(circuit, info)``: a :class:`Circuit` when the deck is reciprocal, an
     :class:`MnaCircuit` otherwise, and the :class:`CircuitInfo` naming its arrays.
@@ -233,7 +306,7 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
     node_index = {n: k for k, n in enumerate(deck_nodes)}
     names = list(deck_nodes)
     reported = list(range(len(deck_nodes)))
-    reciprocal = not any(el.kind in "efgh" for el in netlist.elements)
+    reciprocal = not mna and not any(el.kind in "efghm" for el in netlist.elements)
 
     def idx(n: str) -> int:
         return -1 if n == GROUND else node_index[n]
@@ -244,6 +317,7 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
     i_names, i_a, i_b, i_val = [], [], [], []
     c_a, c_b, c_val = [], [], []
     ctrl_elems: list[Element] = []
+    mos_elems: list[tuple[Element, int, int]] = []  # (element, drain, source) node indices
     rs_list = []
     for el in netlist.elements:
         k = el.kind
@@ -272,6 +346,20 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
             c_a.append(idx(el.nodes[0])); c_b.append(idx(el.nodes[1])); c_val.append(el.value)
         elif k in "efgh":
             ctrl_elems.append(el)
+        elif k == "m":
+            terminals = []
+            for node, series, side in zip((el.nodes[0], el.nodes[2]),
+                                          _mosfet_series(el), ("drain", "source")):
+                a = idx(node)
+                if series > 0:
+                    internal = f"{el.name}#{side}"
+                    node_index[internal] = len(names)
+                    names.append(internal)
+                    rs_list.append((f"{el.name}#r{side[0]}", a, node_index[internal],
+                                    1.0 / series))
+                    a = node_index[internal]
+                terminals.append(a)
+            mos_elems.append((el, terminals[0], terminals[1]))
         else:  # pragma: no cover - the parser refuses other letters
             raise NetlistError.at(f"unsupported element {el.name}", el.location)
     for name, a, b, g in rs_list:
@@ -381,6 +469,7 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
             else:
                 f_a.append(a); f_b.append(b); f_ctrl.append(ctrl_branch(el)); f_gain.append(el.value)
         ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32))  # noqa: E731
+        mosfets = _mosfet_arrays(mos_elems, idx, fix) if mos_elems else None
         circuit = MnaCircuit(
             n_nodes=n_nodes, n_br=len(br_a), r_a=jnp.asarray(fix(r_a)), r_b=jnp.asarray(fix(r_b)),
             diodes=diodes, gmin=gmin, i_a=jnp.asarray(fix(i_a)), i_b=jnp.asarray(fix(i_b)),
@@ -390,12 +479,13 @@ def compile_circuit(netlist: Netlist) -> tuple[Circuit | MnaCircuit, CircuitInfo
             g_a=jnp.asarray(fix(g_a)), g_b=jnp.asarray(fix(g_b)), g_ca=jnp.asarray(fix(g_ca)),
             g_cb=jnp.asarray(fix(g_cb)), g_gain=f64(g_gain),
             f_a=jnp.asarray(fix(f_a)), f_b=jnp.asarray(fix(f_b)), f_ctrl=ia(f_ctrl),
-            f_gain=f64(f_gain), n_vb=len(vb_names),
+            f_gain=f64(f_gain), n_vb=len(vb_names), mosfets=mosfets,
         )
     info = CircuitInfo(
         netlist=netlist, nodes=names, node_index=node_index, reported=reported,
         resistors=r_names, vbranches=vb_names, isources=i_names, diodes=d_names,
         currents=currents, defaults=defaults, reciprocal=reciprocal,
+        mosfets=[el.name for el, _, _ in mos_elems],
     )
     return circuit, info
 

@@ -8,6 +8,8 @@ Three public functions:
 
   1. a node or island of nodes with no DC path to ground. DC-conducting branches are R, D,
      V, L and the outputs of E and H; C, I and the outputs of G and F do not conduct at DC.
+     A MOSFET conducts between drain, source and bulk (channel and junctions); its gate is
+     a control input.
      This covers cut-sets of current sources / capacitors (rule 3) and control nodes of
      E/G that nothing else grounds (rule 5). A dangling resistor terminal is fine.
   2. a loop of voltage-defining branches (V, L, E outputs, H outputs), including two
@@ -66,11 +68,13 @@ def _names(items: Sequence[str], limit: int = _MAX_NAMES) -> str:
 
 
 def _branch_nodes(el: Element) -> tuple[str, str]:
-    """The two terminals of the element's (output) branch."""
+    """The two terminals of the element's (output) branch (a MOSFET's: drain and source)."""
     if len(el.nodes) < 2:
         raise TopologyError.at(
             f"element {el.name} has {len(el.nodes)} node(s), needs at least 2", el.location
         )
+    if el.kind == "m" and len(el.nodes) == 4:
+        return el.nodes[0], el.nodes[2]
     return el.nodes[0], el.nodes[1]
 
 
@@ -142,7 +146,7 @@ def netlist_graph(netlist: Netlist) -> networkx.MultiGraph:
       Edge attributes: ``name``, ``kind``, ``value``, ``n_plus``, ``n_minus`` (the
       orientation, which the undirected graph does not keep), ``dc`` (the branch conducts
       at DC), ``voltage_defining`` (V, L, E, H) and, for F/H, ``control`` (the name of the
-      controlling V source).
+      controlling V source). A MOSFET's edge joins its drain and source.
     - ``graph.graph["controls"]``: ``{name: (nc_plus, nc_minus)}`` for every E and G
       element (the controlling pair is not an edge).
     """
@@ -163,7 +167,7 @@ def netlist_graph(netlist: Netlist) -> networkx.MultiGraph:
             "value": el.value,
             "n_plus": a,
             "n_minus": b,
-            "dc": el.kind in DC_CONDUCTING,
+            "dc": el.kind in DC_CONDUCTING or el.kind == "m",
             "voltage_defining": el.kind in VOLTAGE_DEFINING,
         }
         if el.kind in ("f", "h"):
@@ -290,7 +294,7 @@ def _loop_message(loops: list[_Loop]) -> str:
 class _Island:
     nodes: list[str]
     cut: list[Element]  # C, I, G/F-output branches with one terminal inside, one outside
-    controls: list[Element]  # E/G elements with a control node inside
+    controls: list[Element]  # E/G elements with a control node inside, MOSFETs with the gate
     touching: list[Element]  # every element with a terminal inside (for the location)
 
 
@@ -302,6 +306,9 @@ def _floating_islands(netlist: Netlist) -> list[_Island]:
         if el.kind in DC_CONDUCTING:
             a, b = _branch_nodes(el)
             uf.union(a, b)
+        elif el.kind == "m" and len(el.nodes) == 4:  # drain, source, bulk conduct; gate not
+            uf.union(el.nodes[0], el.nodes[3])
+            uf.union(el.nodes[2], el.nodes[3])
     ground_root = uf.find(GROUND)
 
     islands: dict[str, _Island] = {}
@@ -326,8 +333,8 @@ def _floating_islands(netlist: Netlist) -> list[_Island]:
                 isl.touching.append(el)
                 if ra != rb:
                     isl.cut.append(el)
-        if el.kind in ("e", "g"):
-            for n in el.nodes[2:4]:
+        if el.kind in ("e", "g", "m"):
+            for n in (el.nodes[1:2] if el.kind == "m" else el.nodes[2:4]):
                 r = uf.find(n)
                 isl = islands.get(r)
                 if isl is not None and (not isl.controls or isl.controls[-1] is not el):
@@ -346,8 +353,12 @@ def _island_text(isl: _Island) -> str:
             "connected to the rest only through current sources/capacitors "
             + _names([el.name for el in isl.cut])
         )
-    if isl.controls:
-        why.append("used as a control input of " + _names([el.name for el in isl.controls]))
+    controls = [el.name for el in isl.controls if el.kind != "m"]
+    gates = [el.name for el in isl.controls if el.kind == "m"]
+    if controls:
+        why.append("used as a control input of " + _names(controls))
+    if gates:
+        why.append("the gate of MOSFET " + _names(gates) + " (a gate conducts no DC current)")
     if not why:
         why.append("connected to nothing else")
     return f"{noun} {_names(isl.nodes)} ({'; '.join(why)})"

@@ -46,10 +46,37 @@ def _print_dc(res, file) -> None:
         print("  ".join(_fmt(x).rjust(17) for x in row), file=file)
 
 
+def _deck(args):
+    """The deck to solve: the path, or its Netlist when a raw file needs its title and
+    element order."""
+    if not args.raw:
+        return args.file
+    from .netlist import load
+
+    return load(args.file)
+
+
 def _cmd_op(args) -> int:
     from . import operating_point
 
-    op = operating_point(args.file, method=args.method)
+    if args.physical and args.method != "relax":
+        from ._errors import ExperimentError
+
+        raise ExperimentError("--physical: the physical transient is the relaxation: use it "
+                              "with --method relax")
+    deck = _deck(args)
+    op = operating_point(deck, method=args.method)
+    if args.physical:
+        from ._transient import settle
+
+        st = settle(deck, node_cap=args.node_cap, settle_tol=args.settle_tol)
+        op.stats.update(physical=True, settling_time=st.settling_time, energy=st.energy,
+                        node_cap=st.stats["node_cap"], settle_tol=st.stats["settle_tol"],
+                        settle_steps=st.stats["accepted_steps"])
+    if args.raw:
+        from ._raw import write_op_raw
+
+        write_op_raw(args.raw, op, deck)
     if args.json:
         json.dump(op.to_json(), sys.stdout)
         sys.stdout.write("\n")
@@ -61,7 +88,12 @@ def _cmd_op(args) -> int:
 def _cmd_dc(args) -> int:
     from . import dc_sweep
 
-    res = dc_sweep(args.file, method=args.method)
+    deck = _deck(args)
+    res = dc_sweep(deck, method=args.method)
+    if args.raw:
+        from ._raw import write_dc_raw
+
+        write_dc_raw(args.raw, res, deck)
     if args.json:
         json.dump(res.to_json(), sys.stdout)
         sys.stdout.write("\n")
@@ -80,12 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("file")
     op.add_argument("--method", choices=tuple(METHODS), default="newton")
     op.add_argument("--json", action="store_true", help="print one JSON object")
+    op.add_argument("--physical", action="store_true",
+                    help="with --method relax: the true transient from 0 V (sources on at "
+                         "t = 0); stats gain settling_time (s) and energy (J)")
+    op.add_argument("--settle-tol", type=float, default=1e-3, metavar="V",
+                    help="--physical: settled once every node stays this close to its "
+                         "final voltage (default 1e-3 V)")
+    op.add_argument("--node-cap", type=float, default=1e-12, metavar="F",
+                    help="--physical: capacitance from every node not held by a source to "
+                         "ground, besides the deck's capacitors (default 1e-12 F)")
+    op.add_argument("--raw", metavar="FILE",
+                    help="also write an ngspice binary raw file (plot 'Operating Point')")
     op.set_defaults(func=_cmd_op)
 
     dc = sub.add_parser("dc", help="run the deck's .dc sweep (all points in one batched solve)")
     dc.add_argument("file")
     dc.add_argument("--method", choices=tuple(METHODS), default="newton")
     dc.add_argument("--json", action="store_true", help="print one JSON object")
+    dc.add_argument("--raw", metavar="FILE",
+                    help="also write an ngspice binary raw file (plot 'DC transfer "
+                         "characteristic')")
     dc.set_defaults(func=_cmd_dc)
 
     from ._cli_extra import add_commands

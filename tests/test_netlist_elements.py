@@ -546,7 +546,6 @@ def test_cccs_control_must_exist_and_be_a_v_source():
     "card",
     [
         "Q1 c b e npn",
-        "M1 d g s b nmos",
         "J1 d g s jmod",
         "K1 l1 l2 0.5",
         "S1 a b c d sw",

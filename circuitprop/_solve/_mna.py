@@ -1,12 +1,21 @@
-"""The KCL residual (modified nodal analysis) for circuits with controlled sources, solved by
-the package's :class:`~._newton.Newton`.
+"""The KCL residual (modified nodal analysis) for circuits with controlled sources or MOSFETs,
+solved by the package's :class:`~._newton.Newton`.
 
-E, F, G and H make the circuit non-reciprocal: there is no co-content energy, so the state is
-found as a root of the MNA residual. Unknowns: node voltages, then branch currents of V, L, E
-and H. Small circuits use a dense LU of the Jacobian (lineax); above ``dense_limit`` unknowns
-the Newton system is solved by GMRES (lineax) on Jacobian-vector products; a singular or
-unconverged linear solve is a failure. Diode steps are junction-limited, then backtracked on
-the residual norm.
+E, F, G, H and MOSFETs make the circuit non-reciprocal: there is no co-content energy, so the
+state is found as a root of the MNA residual. Unknowns: node voltages, then branch currents of
+V, L, E and H. Small circuits use a dense LU of the Jacobian (lineax); above ``dense_limit``
+unknowns the Newton system is solved by GMRES (lineax) on Jacobian-vector products; a singular
+or unconverged linear solve is a failure. Without MOSFETs (:class:`MnaSystem`), diode steps
+are junction-limited, then backtracked on the residual norm.
+
+With MOSFETs (:class:`SpiceSystem`) the iteration is SPICE's: every MOSFET carries a Newton
+state ``(vgs, vds, vbs)`` (ngspice's initial ``(VTO, 0, -1)``, its IC, or zero bias for OFF
+devices, which stay there until a first convergence, as in ngspice) and every diode a
+junction voltage (initially ``vcrit``); each iteration solves the circuit with
+the devices replaced by their tangents at those states (companion models), and the states
+then follow the new device voltages as far as ngspice's ``fetlim``, ``limvds`` and
+``pnjlim`` allow. Converged when a step is small and every state already equals its device's
+voltages.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from .._circuit import MnaCircuit, Values
-from .._devices import diode, junction_limit
+from .._devices import diode, diode_limit, junction_limit, mosfet, mosfet_limit
 from ._linear import dense_solve, gmres_solve
 from ._newton import Advance, Linearisation, Newton, NewtonSystem
 from ._result import RESULTS, Solution
@@ -42,15 +51,60 @@ def split(c: MnaCircuit, x):
     return v, x[c.n_nodes:]
 
 
-def residual(c: MnaCircuit, values: Values, x):
-    """KCL at every node, then the constitutive equation of every voltage-defining branch."""
+def mosfet_voltages(c: MnaCircuit, v):
+    """``(vgs, vds, vbs)`` of every MOSFET in the NMOS sense (times the polarity), from node
+    voltages ``v`` (ground slot appended)."""
+    m = c.mosfets
+    vs = v[m.s]
+    p = m.polarity
+    return p * (v[m.g] - vs), p * (v[m.d] - vs), p * (v[m.b] - vs)
+
+
+def mosfet_eval(c: MnaCircuit, vgs, vds, vbs):
+    """:func:`~circuitprop._devices.mosfet` of every MOSFET at NMOS-sense voltages."""
+    m = c.mosfets
+    return mosfet(vgs, vds, vbs, m.beta, m.vbi, m.gamma, m.phi, m.lam, m.is_d, m.is_s, c.gmin)
+
+
+def mosfet_currents(c: MnaCircuit, v, companion=None):
+    """Currents into the drain and bulk terminals of every MOSFET (the source takes minus
+    their sum, the gate none). ``companion``: ``(state, eval)`` replaces each device by its
+    tangent at its Newton state; ``None``: the device law itself."""
+    vn = mosfet_voltages(c, v)
+    if companion is None:
+        e = mosfet_eval(c, *vn)
+        ids, ibd, ibs = e.ids, e.ibd, e.ibs
+    else:
+        state, e = companion
+        dgs, dds, dbs = (a - b for a, b in zip(vn, state))
+        ids = e.ids + e.gm * dgs + e.gds * dds + e.gmbs * dbs
+        ibd = e.ibd + e.gbd * (dbs - dds)
+        ibs = e.ibs + e.gbs * dbs
+    p = c.mosfets.polarity
+    return p * (ids - ibd), p * (ibd + ibs)
+
+
+def residual(c: MnaCircuit, values: Values, x, companion=None, diode_companion=None):
+    """KCL at every node, then the constitutive equation of every voltage-defining branch.
+    ``companion``: MOSFETs as their tangents at their Newton states (see
+    :func:`mosfet_currents`); ``diode_companion``: ``(vd0, i0, g0)``, diodes as their
+    tangents at junction voltages ``vd0``."""
     n = c.n_nodes + 1
     v, ib = split(c, x)
     ir = values.g * (v[c.r_a] - v[c.r_b])
     j = _seg(ir, c.r_a, n) - _seg(ir, c.r_b, n)
+    m = c.mosfets
+    if m is not None and m.d.shape[0]:
+        i_d, i_b = mosfet_currents(c, v, companion)
+        j = j + _seg(i_d, m.d, n) + _seg(i_b, m.b, n) - _seg(i_d + i_b, m.s, n)
     d = c.diodes
     if d.a.shape[0]:
-        idd = diode(v[d.a] - v[d.b], d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)[0]
+        vd = v[d.a] - v[d.b]
+        if diode_companion is None:
+            idd = diode(vd, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)[0]
+        else:
+            vd0, i0, g0 = diode_companion
+            idd = i0 + g0 * (vd - vd0)
         j = j + _seg(idd, d.a, n) - _seg(idd, d.b, n)
     if c.i_a.shape[0]:
         j = j + _seg(values.isrc, c.i_a, n) - _seg(values.isrc, c.i_b, n)
@@ -147,7 +201,108 @@ class MnaSystem(NewtonSystem):
                        result=RESULTS.successful, norm=jnp.max(step, initial=0.0))
 
 
+#: The node voltages of an iterate are clipped to ±max(1e6 V, 1000 × the largest V source).
+_XBOUND = 1e6
+
+
+class SpiceSystem(NewtonSystem):
+    """The MNA residual of a circuit with MOSFETs, iterated as SPICE iterates.
+
+    The auxiliary state holds every MOSFET's ``(vgs, vds, vbs)`` (NMOS sense), every diode's
+    junction voltage, and whether the first phase is still on (ngspice's MODEINITFIX: OFF
+    devices held at zero bias until the rest has converged once). Each iteration replaces
+    the devices by their tangents at those states, which makes the residual affine in the
+    unknowns, and solves for the new unknowns themselves (not a step: in a chain of
+    high-gain stages an intermediate solution may lie far away, and ``x + (x_new - x)`` would
+    lose ``x_new`` to rounding). The states then follow the new device voltages as far as
+    ngspice's limits allow (:func:`~circuitprop._devices.mosfet_limit`,
+    :func:`~circuitprop._devices.diode_limit`).
+    Converged when the unknowns moved by less than the tolerances and every state already
+    equals its device's voltages. Above ``dense_limit`` unknowns the linear system is solved
+    by GMRES for the step.
+    """
+
+    c: MnaCircuit
+    values: Values
+    dense_limit: int = eqx.field(static=True, default=3000)
+
+    def init(self, u0):
+        c, dt = self.c, u0.dtype
+        # ngspice's junction initialisation (see Mosfets.init); diodes at vcrit; the last
+        # entry: still in ngspice's first phase, where OFF devices stay at zero bias
+        init = c.mosfets.init.astype(dt)
+        return (init[0], init[1], init[2]), c.diodes.vcrit.astype(dt), jnp.any(c.mosfets.off)
+
+    def _affine(self, aux):
+        """The residual with every device replaced by its tangent at its state."""
+        c = self.c
+        mos, vd0, _ = aux
+        d = c.diodes
+        dcomp = None
+        if d.a.shape[0]:
+            i0, g0, _ = diode(vd0, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
+            dcomp = (vd0, i0, g0)
+        comp = (mos, mosfet_eval(c, *mos))
+        return lambda x: residual(c, self.values, x, comp, dcomp)
+
+    def linearise(self, x, aux) -> Linearisation:
+        f = self._affine(aux)
+        r = f(x)
+        if x.shape[0] <= self.dense_limit:
+            jac = jax.jacfwd(f)(x)
+            # f(x) = jac·x + f(0): the new unknowns solve jac·x = -f(0)
+            return Linearisation(residual=r, matvec=lambda y: jac @ y,
+                                 extra=(jac, f(jnp.zeros_like(x))))
+        return Linearisation(residual=r, matvec=lambda y: jax.jvp(f, (x,), (y,))[1])
+
+    def solve_linear(self, lin: Linearisation, rhs, tol, maxiter: int):
+        """The new unknowns (dense) or the step (GMRES), see :meth:`advance`."""
+        if lin.extra is not None:
+            jac, r0 = lin.extra
+            return dense_solve(jac, -r0)
+        return MnaSystem.solve_linear(self, lin, rhs, tol, maxiter)  # type: ignore[arg-type]
+
+    def advance(self, x, sol, aux, lin, newton, state) -> Advance:
+        c = self.c
+        x_new = sol if lin.extra is not None else x + sol
+        # an intermediate solution of a high-gain circuit can lie absurdly far away (and
+        # overflow); the states only see it through the limits, so clip it
+        bound = _XBOUND
+        if c.n_vb:
+            bound = jnp.maximum(bound, 1e3 * jnp.max(jnp.abs(self.values.vsrc)))
+        x_new = x_new.at[: c.n_nodes].set(jnp.clip(x_new[: c.n_nodes], -bound, bound))
+        step = jnp.abs(x_new - x)
+        v, ib = split(c, x)
+        vs = jnp.max(jnp.abs(v))
+        tol = newton.atol + newton.rtol * vs
+        small_v = jnp.max(step[: c.n_nodes], initial=0.0) <= tol
+        ibs = jnp.max(jnp.abs(ib), initial=0.0)
+        small_i = jnp.max(step[c.n_nodes:], initial=0.0) <= 1e-15 + newton.rtol * 10 * ibs
+        v_new, _ = split(c, x_new)
+        mos, vd_old, fixing = aux
+        m, d = c.mosfets, c.diodes
+        vn = mosfet_voltages(c, v_new)
+        # while fixing, OFF devices sit at zero bias and do not count
+        held = m.off & fixing
+        gaps = [jnp.max(jnp.where(held, 0.0, jnp.abs(a - b))) for a, b in zip(vn, mos)]
+        von = mosfet_eval(c, *mos).von
+        mos = tuple(jnp.where(held, 0.0, a)
+                    for a in mosfet_limit(*vn, *mos, von, m.vcrit_d, m.vcrit_s))
+        vd = vd_old
+        if d.a.shape[0]:
+            vd_new = v_new[d.a] - v_new[d.b]
+            gaps.append(jnp.max(jnp.abs(vd_new - vd_old)))
+            vd = diode_limit(vd_new, vd_old, d.vte, d.vcrit, d.tbv, d.nbvt, d.has_bv)
+        small = small_v & small_i & (jnp.max(jnp.stack(gaps)) <= 10 * tol)
+        # the first phase converged: release the OFF devices (at least one more iteration)
+        return Advance(u=x_new, aux=(mos, vd, fixing & ~small), small=small & ~fixing,
+                       result=RESULTS.successful, norm=jnp.max(step, initial=0.0))
+
+
 def mna_solve(c: MnaCircuit, values: Values, x0, options: MnaOptions) -> Solution:
-    """Newton on :func:`residual` from ``x0``; returns a :class:`Solution`."""
+    """Newton on :func:`residual` from ``x0``; returns a :class:`Solution`. Circuits with
+    MOSFETs are iterated as SPICE iterates (:class:`SpiceSystem`)."""
     newton = Newton(rtol=options.rtol, atol=options.atol, max_steps=options.max_steps)
+    if c.mosfets is not None and c.mosfets.d.shape[0]:
+        return newton(SpiceSystem(c=c, values=values, dense_limit=options.dense_limit), x0)
     return newton(MnaSystem(c=c, values=values, dense_limit=options.dense_limit), x0)

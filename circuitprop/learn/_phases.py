@@ -178,7 +178,7 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     circuit, info = compile_circuit(netlist)
     if not isinstance(circuit, Circuit):
         raise NetlistError(f"{netlist.source}: learning needs a reciprocal circuit "
-                           "(no E, F, G or H elements)")
+                           "(no E, F, G, H or M elements)")
     if any(current_source(t) is not None for pair in outputs for t in pair):
         clamped, can_clamp = circuit, False  # a current is not held by a voltage source
     else:

@@ -15,6 +15,8 @@ from ._types import KINDS as KINDS
 from ._types import DiodeModel as DiodeModel
 from ._types import Element as Element
 from ._types import Location as Location
+from ._types import Mosfet as Mosfet
+from ._types import MosfetModel as MosfetModel
 from ._types import Netlist as Netlist
 from ._types import Sweep as Sweep
 from ._values import evaluate as evaluate
@@ -27,6 +29,8 @@ __all__ = [
     "DiodeModel",
     "Element",
     "Location",
+    "Mosfet",
+    "MosfetModel",
     "Netlist",
     "NetlistError",
     "Sweep",

@@ -27,7 +27,18 @@ import re
 
 from .._errors import NetlistError
 from ._lexer import Line, logical_lines, tokenize
-from ._types import DiodeModel, Element, Location, Netlist, Sweep, check_sweep_points
+from ._types import (
+    DiodeModel,
+    Element,
+    Location,
+    Mosfet,
+    MosfetModel,
+    Netlist,
+    Sweep,
+    Tran,
+    Waveform,
+    check_sweep_points,
+)
 from ._values import (
     ExpressionError,
     evaluate,
@@ -45,7 +56,6 @@ _PUNCT_TOKENS = frozenset("=()")
 #: Dot commands accepted and ignored (output, transient/AC-only analyses, initial guesses).
 _IGNORED_COMMANDS = frozenset(
     (
-        ".tran",
         ".ac",
         ".print",
         ".plot",
@@ -60,7 +70,6 @@ _IGNORED_COMMANDS = frozenset(
         ".sens",
         ".tf",
         ".pz",
-        ".ic",
         ".nodeset",
         ".width",
         ".backanno",
@@ -193,6 +202,46 @@ _MODEL_HINTS = {
     ("r", "defl"): "the default length of a resistor model is 'l'",
 }
 _RES_INSTANCE_KEYS = frozenset("r resistance m tc1 tc2 tce ac temp dtemp l w noisy scale".split())
+
+#: Level-1 MOSFET model parameters (ngspice's mos1 table) and their aliases. All are stored;
+#: the capacitances, FC and the noise parameters KF, AF have no effect at DC.
+_MOS1_READ = {
+    "vto": "vto", "vt0": "vto", "kp": "kp", "gamma": "gamma", "phi": "phi",
+    "lambda": "lambda", "rd": "rd", "rs": "rs", "cbd": "cbd", "cbs": "cbs", "is": "is",
+    "pb": "pb", "cgso": "cgso", "cgdo": "cgdo", "cgbo": "cgbo", "rsh": "rsh", "cj": "cj",
+    "mj": "mj", "cjsw": "cjsw", "mjsw": "mjsw", "js": "js", "tox": "tox", "ld": "ld",
+    "u0": "u0", "uo": "u0", "fc": "fc", "nsub": "nsub", "tpg": "tpg", "nss": "nss",
+    "tnom": "tnom", "kf": "kf", "af": "af", "level": "level",
+}
+#: MOSFET instance parameters ngspice takes from a model card as every instance's default
+#: (ngspice excludes ``m``; the initial conditions only matter off DC).
+_MOS_CARD_DEFAULTS = {
+    k: k for k in "l w ad as pd ps nrd nrs temp dtemp icvds icvgs icvbs".split()
+}
+#: Keys of an M line.
+_MOS_INSTANCE_KEYS = (
+    "l", "w", "m", "ad", "as", "pd", "ps", "nrd", "nrs", "ic", "icvds", "icvgs", "icvbs",
+    "temp", "dtemp",
+)
+#: ``.options`` that set MOSFET instance defaults.
+_MOS_OPTIONS = frozenset(("defl", "defw", "defm", "defad", "defas"))
+#: Parameters of MOSFET levels 2 and 3 (refused on a level-1 card, where ngspice ignores
+#: them with a warning).
+_MOS_HIGHER_LEVEL = frozenset(
+    "ucrit uexp utra vmax neff xj nfs delta theta eta kappa".split()
+)
+_MODEL_HINTS.update(
+    {
+        (t, p): "a parameter of MOSFET levels 2 and 3; only level 1 is supported"
+        for t in ("nmos", "pmos")
+        for p in _MOS_HIGHER_LEVEL
+    }
+)
+#: ngspice's constants in its MOSFET temperature code (mos1temp.c).
+_BOLTZMANN = 1.38064852e-23
+_CHARGE = 1.6021766208e-19
+_EPS0 = 8.854214871e-12
+_T_NOM_K = 300.15
 
 _WAVEFORMS = frozenset(("sin", "pulse", "pwl", "exp", "sffm"))
 _SMALL_SIGNAL = frozenset(("distof1", "distof2"))
@@ -478,9 +527,12 @@ class _Parser:
         self.models: dict[str, DiodeModel] = {}
         self.controlled: list[tuple[Element, Line, _Ctx]] = []
         self.options: dict[str, object] = {}
+        self.mos_models: dict[str, MosfetModel] = {}
         self.globals: set[str] = set()
         self.op = False
         self.dc_line: Line | None = None
+        self.tran_line: Line | None = None
+        self.ic_lines: list[Line] = []
         self._handlers = self._make_handlers()
         self.deferred: list[tuple[Line, str]] = []
         self.num_cache: dict[str, float] = {}
@@ -741,6 +793,17 @@ class _Parser:
                     f"more than one '.dc' (first at line {self.dc_line.line})", line.file, line.line
                 )
             self.dc_line = line
+        elif word == ".tran":
+            if inside:
+                raise NetlistError("'.tran' inside a .subckt", line.file, line.line)
+            if self.tran_line is not None:
+                raise NetlistError(f"more than one '.tran' (first at line "
+                                   f"{self.tran_line.line})", line.file, line.line)
+            self.tran_line = line
+        elif word == ".ic":
+            if inside:
+                raise NetlistError("'.ic' inside a .subckt", line.file, line.line)
+            self.ic_lines.append(line)
         elif word in (".options", ".option", ".opt", ".opts", ".temp"):
             self.deferred.append((line, word))  # values may use .param names defined later
         else:
@@ -819,6 +882,8 @@ class _Parser:
             )
         elif key == "scale" and value != 1.0:
             raise NetlistError("option scale is not supported", line.file, line.line)
+        elif key in _MOS_OPTIONS:
+            self._check_mos_option(key, value, line)
 
     def _global_value(self, tok: str, line: Line, what: str, *, quiet: bool = False) -> float:
         try:
@@ -905,6 +970,7 @@ class _Parser:
             "g": self._controlled,
             "f": self._controlled,
             "h": self._controlled,
+            "m": self._mosfet,
         }
 
     def _node(self, name: str, ctx: _Ctx) -> str:
@@ -1129,6 +1195,21 @@ class _Parser:
         i = 3
         while i < n:
             t = toks[i]
+            if t == "(" and i + 1 < n and toks[i + 1] in _SOURCE_KEYWORDS:
+                # SPICE2's parenthesised groups: '(PWL 0 1 1n 2)', '(AC 1v)', '(DC 2)'
+                close = i + 1
+                while close < n and toks[close] != ")":
+                    close += 1
+                if close >= n:
+                    raise _err(f"{name}: '(' without ')'", line, ctx)
+                group = toks[i + 1 : close]
+                if any(g in "=(" for g in group[1:]):
+                    raise _err(f"{name}: unexpected '{group[1:]}' in ({group[0]} ...)", line, ctx)
+                toks = toks[:i] + [group[0], "("] + group[1:] + [")"] + toks[close + 1 :]
+                if group[0] in ("dc", "ac"):  # keywords that take bare values
+                    toks = toks[:i] + group + toks[i + len(group) + 2 :]
+                n = len(toks)
+                continue
             has_eq = i + 1 < n and toks[i + 1] == "="
             if has_eq:
                 if i + 2 >= n or toks[i + 2] in "=()":
@@ -1181,9 +1262,20 @@ class _Parser:
                 i += 1
             else:
                 raise _err(f"{name}: unexpected '{t}'", line, ctx)
+        waveform = None
+        if wave is not None:
+            t0 = self._t0_value(wave, extra, line, ctx, name)
+            dc = t0 if dc is None else dc
+            fn, raw = wave
+            args = tuple(self._value(t, ctx, line, f"{name} {fn}") for t in raw)
+            delay = (self._value(extra["td"], ctx, line, f"{name} td")
+                     if fn == "pwl" and "td" in extra else 0.0)
+            repeat = (self._value(extra["r"], ctx, line, f"{name} r")
+                      if fn == "pwl" and "r" in extra else None)
+            waveform = Waveform(fn, _scaled(fn, args, m), delay, repeat)
         if dc is None:
-            dc = self._t0_value(wave, extra, line, ctx, name) if wave is not None else 0.0
-        self._add(kind, name, nodes, line, ctx, value=dc * m)
+            dc = 0.0
+        self._add(kind, name, nodes, line, ctx, value=dc * m, wave=waveform)
 
     def _waveform_args(self, toks, i, line, ctx, name, fn):
         n = len(toks)
@@ -1361,6 +1453,8 @@ class _Parser:
         elif mtype in ("r", "res"):
             mtype = "r"
             params = self._resistor_params(raw, name, card, ctx)
+        elif mtype in ("nmos", "pmos"):
+            params = self._mosfet_params(raw, mtype, name, card, ctx)
         elif mtype in ("c", "l"):
             known = _REACTIVE_MODEL_KNOWN[mtype]
             for pname, tok in raw.items():
@@ -1378,7 +1472,8 @@ class _Parser:
     ) -> NetlistError:
         """The refusal of a parameter name the model type does not have, with a suggestion
         (taken first among the parameters that are ``read``, then among the ``others``)."""
-        kind = {"d": "diode", "r": "resistor", "c": "capacitor", "l": "inductor"}[mtype]
+        kind = {"d": "diode", "r": "resistor", "c": "capacitor", "l": "inductor",
+                "nmos": "MOSFET", "pmos": "MOSFET"}[mtype]
         hint = _MODEL_HINTS.get((mtype, pname))
         if hint is None:
             close = difflib.get_close_matches(pname, sorted(read), n=1, cutoff=0.6)
@@ -1498,6 +1593,260 @@ class _Parser:
                 location=Location(card.file, card.line),
             )
         return key, p.get("area", 1.0)
+
+    # -- M --------------------------------------------------------------------------------
+    def _mosfet(self, line: Line, ctx: _Ctx) -> None:
+        toks = self._tokens(line)
+        name = toks[0]
+        pos, kw = self._split(toks, 1, line, ctx, name)
+        shape = "M drain gate source bulk model"
+        found = self._find_model(pos[4], ctx) if len(pos) >= 5 else None
+        if found is None:
+            at = next((k for k, t in enumerate(pos) if k != 4 and t != "off"
+                       and self._find_model(t, ctx) is not None), None)
+            if at is not None:
+                raise _err(
+                    f"{name}: {at} node(s) before model '{pos[at]}', a MOSFET has 4 ({shape})",
+                    line,
+                    ctx,
+                )
+            if len(pos) < 5:
+                raise _err(f"{name}: a MOSFET needs 4 nodes and a model name ({shape})", line, ctx)
+            raise _err(f"{name}: unknown MOSFET model '{pos[4]}'", line, ctx)
+        mtype, p, key, card = found
+        if mtype not in ("nmos", "pmos"):
+            raise _err(
+                f"{name}: model '{pos[4]}' is of type {mtype.upper()}, not a MOSFET model "
+                "(NMOS or PMOS)",
+                line,
+                ctx,
+            )
+        if p.get("level", 1.0) != 1.0:
+            raise _err(
+                f"{name}: MOSFET level {p['level']:g} is not supported (level 1 only)", line, ctx
+            )
+        self._unknown_keys(kw, _MOS_INSTANCE_KEYS, name, line, ctx)
+        off = False
+        ic: list[float | None] = [None, None, None]
+        extra = []
+        for t in pos[5:]:
+            if t == "off" and not off:
+                off = True
+            elif "ic" in kw and len(extra) < 2 and t != "off":
+                extra.append(self._value(t, ctx, line, f"{name} ic"))
+            else:
+                raise _err(f"{name}: unexpected '{t}'", line, ctx)
+        if "ic" in kw:
+            ic = [self._value(kw["ic"], ctx, line, f"{name} ic"), *extra]
+            ic += [None] * (3 - len(ic))
+        for k, key_ic in enumerate(("icvds", "icvgs", "icvbs")):
+            if key_ic in kw:
+                ic[k] = self._value(kw[key_ic], ctx, line, f"{name} {key_ic}")
+        self._check_temp(kw, name, line, ctx)
+        opts = self.options
+
+        def get(k: str, default: float) -> float:
+            if k in kw:
+                return self._value(kw[k], ctx, line, f"{name} {k}")
+            return p.get(k, default)
+
+        geometry = {
+            "l": get("l", float(opts.get("defl", 1e-4))),  # type: ignore[arg-type]
+            "w": get("w", float(opts.get("defw", 1e-4))),  # type: ignore[arg-type]
+            "ad": get("ad", float(opts.get("defad", 0.0))),  # type: ignore[arg-type]
+            "as": get("as", 0.0),
+            "pd": get("pd", 0.0),
+            "ps": get("ps", 0.0),
+            "nrd": get("nrd", 1.0),
+            "nrs": get("nrs", 1.0),
+        }
+        for k, v in geometry.items():
+            if k in ("l", "w"):
+                if not (v > 0 and math.isfinite(v)):
+                    raise _err(f"{name}: {k}={v!r} must be positive", line, ctx)
+            elif not (v >= 0 and math.isfinite(v)):
+                raise _err(f"{name}: {k}={v!r} must not be negative", line, ctx)
+        m = self._multiplier(kw, name, line, ctx) if "m" in kw else float(opts.get("defm", 1.0))  # type: ignore[arg-type]
+        model = self._mosfet_model(key, mtype, p, card, ctx, pos[4])
+        dev = Mosfet(
+            model,
+            l=geometry["l"],
+            w=geometry["w"],
+            m=m,
+            ad=geometry["ad"],
+            as_=geometry["as"],
+            pd=geometry["pd"],
+            ps=geometry["ps"],
+            nrd=geometry["nrd"],
+            nrs=geometry["nrs"],
+            off=off,
+            ic=(ic[0], ic[1], ic[2]),
+        )
+        if not dev.leff > 0:
+            raise _err(
+                f"{name}: effective channel length L - 2*LD = {dev.leff:g} m is not positive "
+                f"(l={dev.l:g}, model ld={model.ld:g})",
+                line,
+                ctx,
+            )
+        if model.rsh > 0:
+            for side, given, squares in (("drain", model.rd, dev.nrd),
+                                         ("source", model.rs, dev.nrs)):
+                if given == 0 and squares > 0:
+                    raise _err(
+                        f"{name}: model '{pos[4]}' has r{side[0]}=0 and rsh: ngspice then "
+                        f"leaves the internal {side} node unconnected (leave r{side[0]} out or "
+                        "give rsh=0)",
+                        line,
+                        ctx,
+                    )
+            if model.rd is None and dev.nrd == 0:
+                raise _err(
+                    f"{name}: nrd=0 with model rsh: ngspice divides by zero there "
+                    "(give nrd > 0, or rd= on the model)",
+                    line,
+                    ctx,
+                )
+        nodes = tuple(self._node(t, ctx) for t in pos[:4])
+        self._add("m", name, nodes, line, ctx, model=key, m=m, mosfet=dev)
+
+    def _check_mos_option(self, key: str, value: object, line: Line) -> None:
+        if key == "defas":
+            raise NetlistError(
+                "option defas is not supported: ngspice 39 stores it as the default drain area "
+                "(defad); give as= on the MOSFET lines",
+                line.file,
+                line.line,
+            )
+        if not isinstance(value, float) or not math.isfinite(value):
+            raise NetlistError(f"option {key} must be a number, got '{value}'", line.file, line.line)
+        if key == "defad" and value < 0:
+            raise NetlistError(f"option defad={value:g} must not be negative", line.file, line.line)
+        if key != "defad" and not value > 0:
+            raise NetlistError(f"option {key}={value:g} must be positive", line.file, line.line)
+
+    def _mosfet_params(
+        self, raw: dict[str, str], mtype: str, name: str, card: Line, ctx: _Ctx
+    ) -> dict[str, float]:
+        if "level" in raw:
+            level = self._value(raw["level"], ctx, card, f"model '{name}' level")
+            if level != 1.0:
+                return {"level": level}  # refused by the element that uses the model
+        for pname in raw:
+            if pname in _MOS1_READ or pname in _MOS_CARD_DEFAULTS:
+                continue
+            if pname == "m":
+                raise _err(
+                    f"model '{name}': m on a MOSFET model is ignored by ngspice: "
+                    "give m= on the MOSFET line",
+                    card,
+                    ctx,
+                )
+            raise self._unknown_model_parameter(
+                mtype, pname, _MOS1_READ, _MOS_CARD_DEFAULTS, name, card, ctx
+            )
+        p = self._read_params(raw, {**_MOS1_READ, **_MOS_CARD_DEFAULTS}, name, card, ctx)
+
+        def bad(msg: str) -> NetlistError:
+            return _err(f"model '{name}': {msg}", card, ctx)
+
+        if p.get("tnom", _TNOM) != _TNOM:
+            raise bad(f"tnom={p['tnom']:g} is not implemented (only 27 C)")
+        if p.get("temp", _TNOM) != _TNOM:
+            raise bad("temp other than 27 C is not implemented")
+        if p.get("dtemp", 0.0) != 0:
+            raise bad("dtemp other than 0 is not implemented")
+        for k, v in p.items():
+            if not math.isfinite(v):
+                raise bad(f"{k}={v!r} is not finite")
+        for k in ("phi", "u0", "nsub", "pb", "l", "w"):
+            if k in p and not p[k] > 0:
+                raise bad(f"{k}={p[k]!r} must be positive")
+        for k in ("kp", "gamma", "is", "js", "rd", "rs", "rsh", "tox", "ld", "cbd", "cbs", "cj",
+                  "cjsw", "cgso", "cgdo", "cgbo", "ad", "as", "pd", "ps", "nrd", "nrs"):
+            if k in p and p[k] < 0:
+                raise bad(f"{k}={p[k]!r} must not be negative")
+        if "tpg" in p and p["tpg"] != int(p["tpg"]):
+            raise bad(f"tpg={p['tpg']!r} must be an integer (1, -1 or 0)")
+        return p
+
+    def _mosfet_model(
+        self, key: str, mtype: str, p: dict[str, float], card: Line, ctx: _Ctx, shown: str
+    ) -> MosfetModel:
+        """The level-1 model ``key`` with ngspice's defaults and derived parameters
+        (mos1set.c, mos1temp.c at T = TNOM = 27 C)."""
+        model = self.mos_models.get(key)
+        if model is not None:
+            return model
+        polarity = 1 if mtype == "nmos" else -1
+        vto = p.get("vto", 0.0)
+        kp = p.get("kp", 2e-5)
+        gamma = p.get("gamma", 0.0)
+        phi = p.get("phi", 0.6)
+        u0 = p.get("u0", 600.0)
+        tox = p.get("tox")
+        cox = 0.0
+        if tox:  # ngspice: TOX = 0 is TOX not given
+            cox = 3.9 * _EPS0 / tox
+            if "kp" not in p:
+                kp = u0 * cox * 1e-4  # U0 in cm^2/Vs
+            if "nsub" in p:
+                nsub = p["nsub"]  # cm^-3
+                if not nsub * 1e6 > 1.45e16:
+                    raise _err(
+                        f"model '{shown}': nsub={nsub:g} is not above the intrinsic carrier "
+                        "density 1.45e10 cm^-3 (ngspice: 'Nsub < Ni')",
+                        card,
+                        ctx,
+                    )
+                vtnom = _T_NOM_K * (_BOLTZMANN / _CHARGE)
+                egfet1 = 1.16 - (7.02e-4 * _T_NOM_K * _T_NOM_K) / (_T_NOM_K + 1108)
+                if "phi" not in p:
+                    phi = max(0.1, 2 * vtnom * math.log(nsub * 1e6 / 1.45e16))
+                fermis = polarity * 0.5 * phi
+                wkfng = 3.2
+                tpg = p.get("tpg", 1.0)
+                if tpg != 0:
+                    fermig = polarity * tpg * 0.5 * egfet1
+                    wkfng = 3.25 + 0.5 * egfet1 - fermig
+                wkfngs = wkfng - (3.25 + 0.5 * egfet1 + fermis)
+                if "gamma" not in p:
+                    gamma = math.sqrt(2 * 11.70 * _EPS0 * _CHARGE * nsub * 1e6) / cox
+                if "vto" not in p:
+                    vfb = wkfngs - p.get("nss", 0.0) * 1e4 * _CHARGE / cox
+                    vto = vfb + polarity * (gamma * math.sqrt(phi) + phi)
+        model = MosfetModel(
+            name=key,
+            polarity=polarity,
+            vto=vto,
+            kp=kp,
+            gamma=gamma,
+            phi=phi,
+            lambda_=p.get("lambda", 0.0),
+            rd=p.get("rd"),
+            rs=p.get("rs"),
+            rsh=p.get("rsh", 0.0),
+            is_=p.get("is", 1e-14),
+            js=p.get("js", 0.0),
+            ld=p.get("ld", 0.0),
+            tox=tox,
+            u0=u0,
+            cox=cox,
+            cbd=p.get("cbd"),
+            cbs=p.get("cbs"),
+            cj=p.get("cj", 0.0),
+            mj=p.get("mj", 0.5),
+            cjsw=p.get("cjsw", 0.0),
+            mjsw=p.get("mjsw", 0.5),
+            pb=p.get("pb", 0.8),
+            fc=p.get("fc", 0.5),
+            cgso=p.get("cgso", 0.0),
+            cgdo=p.get("cgdo", 0.0),
+            cgbo=p.get("cgbo", 0.0),
+            location=Location(card.file, card.line),
+        )
+        self.mos_models[key] = model
+        return model
 
     # -- C, L -----------------------------------------------------------------------------
     def _reactive(self, line: Line, ctx: _Ctx) -> None:
@@ -1736,6 +2085,70 @@ class _Parser:
         return sweeps
 
 
+#: positions of the value arguments (scaled by an I source's m=) of each waveform
+_VALUE_ARGS = {"pulse": (0, 1), "sin": (0, 1), "exp": (0, 1), "sffm": (0, 1)}
+
+
+def _scaled(fn: str, args: tuple[float, ...], m: float) -> tuple[float, ...]:
+    """Waveform arguments with the value ones (PWL: every second) multiplied by ``m``."""
+    if m == 1.0:
+        return args
+    if fn == "pwl":
+        return tuple(a * m if k % 2 else a for k, a in enumerate(args))
+    return tuple(a * m if k in _VALUE_ARGS[fn] else a for k, a in enumerate(args))
+
+
+def _tran_card(p: _Parser) -> Tran | None:
+    """The ``.tran tstep tstop [tstart [tmax]] [uic]`` card, checked."""
+    line = p.tran_line
+    if line is None:
+        return None
+    toks = tokenize(line)[1:]
+    uic = bool(toks) and toks[-1] == "uic"
+    if uic:
+        toks = toks[:-1]
+    if not 2 <= len(toks) <= 4:
+        raise NetlistError("'.tran' expects TSTEP TSTOP [TSTART [TMAX]] [UIC]", line.file,
+                           line.line)
+    vals = [p._global_value(t, line, "'.tran'") for t in toks]
+    tstep, tstop = vals[0], vals[1]
+    tstart = vals[2] if len(vals) > 2 else 0.0
+    tmax = vals[3] if len(vals) > 3 else None
+    if not (tstep > 0 and math.isfinite(tstep)):
+        raise NetlistError(f"'.tran': TSTEP must be > 0 (got {tstep:g})", line.file, line.line)
+    if not (tstop > 0 and math.isfinite(tstop)):
+        raise NetlistError(f"'.tran': TSTOP must be > 0 (got {tstop:g})", line.file, line.line)
+    if not (0 <= tstart < tstop):
+        raise NetlistError(f"'.tran': TSTART must be in [0, TSTOP) (got {tstart:g})",
+                           line.file, line.line)
+    if tmax is not None and not tmax > 0:
+        raise NetlistError(f"'.tran': TMAX must be > 0 (got {tmax:g})", line.file, line.line)
+    return Tran(tstep, tstop, tstart, tmax, uic, Location(line.file, line.line))
+
+
+def _ic_cards(p: _Parser, nodes: set[str]) -> dict[str, float]:
+    """``.ic v(node)=value ...`` initial conditions by node."""
+    out: dict[str, float] = {}
+    for line in p.ic_lines:
+        toks = tokenize(line)[1:]
+        i = 0
+        if not toks:
+            raise NetlistError("'.ic' expects v(node)=value ...", line.file, line.line)
+        while i < len(toks):
+            ok = (i + 5 < len(toks) and toks[i] == "v" and toks[i + 1] == "("
+                  and toks[i + 3] == ")" and toks[i + 4] == "=")
+            if not ok:
+                raise NetlistError(f"'.ic': expected v(node)=value at '{' '.join(toks[i:i + 6])}'",
+                                   line.file, line.line)
+            node = "0" if toks[i + 2] in _GROUND_NAMES else toks[i + 2]
+            if node != "0" and node not in nodes:
+                raise NetlistError(f"'.ic': node '{toks[i + 2]}' is not a node of the deck",
+                                   line.file, line.line)
+            out[node] = p._global_value(toks[i + 5], line, f"'.ic v({toks[i + 2]})'")
+            i += 6
+    return out
+
+
 def _strip_quotes(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
@@ -1776,6 +2189,9 @@ def parse(text: str, path: str = "<string>") -> Netlist:
         top = p.structure(lines)
         p.expand(top)
         sweeps = p.resolve()
+        tran = _tran_card(p)
+        nodes = {n for el in p.elements for n in el.nodes}
+        ic = _ic_cards(p, nodes)
     except RecursionError:
         raise NetlistError(
             "netlist nested too deeply (subcircuit instances or parameter references)", path
@@ -1792,6 +2208,8 @@ def parse(text: str, path: str = "<string>") -> Netlist:
         op=p.op,
         options=p.options,
         source=path,
+        tran=tran,
+        ic=ic,
     )
 
 

@@ -19,7 +19,7 @@ GROUND = "0"
 MAX_SWEEP_POINTS = 1_000_000
 
 #: Element letters circuitprop understands at DC.
-KINDS = ("r", "v", "i", "d", "c", "l", "e", "f", "g", "h")
+KINDS = ("r", "v", "i", "d", "c", "l", "e", "f", "g", "h", "m")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,133 @@ class DiodeModel:
 
 
 @dataclasses.dataclass
+class MosfetModel:
+    """A level-1 (Shichman–Hodges) MOSFET ``.model NAME NMOS|PMOS`` card, with ngspice's
+    defaults applied and its derived parameters computed (at 27 °C, the only temperature).
+
+    ``name`` is the flattened, lowercase name (``nm``, or ``x1.nm`` for a model local to a
+    subcircuit instance); ``polarity`` is +1 for NMOS, -1 for PMOS. ``kp``, ``gamma``,
+    ``phi`` and ``vto`` are the values the device equations use: the card's, or, when TOX is
+    given, KP = U0·COX (U0 in cm²/V·s, default 600) and, with NSUB, ngspice's PHI, GAMMA
+    and VTO from the doping. ``cox`` is ε_ox/TOX in F/m² (0 without TOX). ``rd``, ``rs``,
+    ``cbd``, ``cbs`` are ``None`` when not given (RSH·NRD, RSH·NRS and CJ·AD, CJ·AS apply
+    then). The junction and overlap capacitances (CBD CBS CJ MJ CJSW MJSW PB FC CGSO CGDO
+    CGBO) have no effect at DC; they are kept for analyses that need them.
+    """
+
+    name: str
+    polarity: int = 1
+    vto: float = 0.0
+    kp: float = 2e-5
+    gamma: float = 0.0
+    phi: float = 0.6
+    lambda_: float = 0.0
+    rd: float | None = None
+    rs: float | None = None
+    rsh: float = 0.0
+    is_: float = 1e-14
+    js: float = 0.0
+    ld: float = 0.0
+    tox: float | None = None
+    u0: float = 600.0
+    cox: float = 0.0
+    cbd: float | None = None
+    cbs: float | None = None
+    cj: float = 0.0
+    mj: float = 0.5
+    cjsw: float = 0.0
+    mjsw: float = 0.5
+    pb: float = 0.8
+    fc: float = 0.5
+    cgso: float = 0.0
+    cgdo: float = 0.0
+    cgbo: float = 0.0
+    location: Location | None = None
+
+
+@dataclasses.dataclass
+class Mosfet:
+    """The instance data of one MOSFET (``Element.mosfet``): its model and geometry.
+
+    ``l``, ``w`` (metres) are the line's, else the model card's, else ``.options defl=`` /
+    ``defw=`` (ngspice 39: 100 µm); ``m`` the multiplier; ``ad``, ``as_`` (m²), ``pd``,
+    ``ps`` (m) drain and source diffusion areas and perimeters; ``nrd``, ``nrs`` the
+    squares of sheet resistance (default 1); ``off`` the OFF flag; ``ic`` the initial
+    (VDS, VGS, VBS), ``None`` where not given.
+    """
+
+    model: MosfetModel
+    l: float = 1e-4  # noqa: E741
+    w: float = 1e-4
+    m: float = 1.0
+    ad: float = 0.0
+    as_: float = 0.0
+    pd: float = 0.0
+    ps: float = 0.0
+    nrd: float = 1.0
+    nrs: float = 1.0
+    off: bool = False
+    ic: tuple[float | None, float | None, float | None] = (None, None, None)
+
+    @property
+    def leff(self) -> float:
+        """Effective channel length ``L - 2·LD``."""
+        return self.l - 2.0 * self.model.ld
+
+    @property
+    def beta(self) -> float:
+        """``KP·M·W / Leff`` (A/V²)."""
+        return self.model.kp * self.m * self.w / self.leff
+
+    def sat_currents(self) -> tuple[float, float]:
+        """``(drain, source)`` junction saturation currents as ngspice takes them: JS·M·AD and
+        JS·M·AS when JS, AD and AS are all nonzero, else IS·M for both."""
+        mod = self.model
+        if mod.js == 0 or self.ad == 0 or self.as_ == 0:
+            return mod.is_ * self.m, mod.is_ * self.m
+        return mod.js * self.m * self.ad, mod.js * self.m * self.as_
+
+    def series_resistances(self) -> tuple[float, float]:
+        """``(drain, source)`` series resistances in ohms (0: none): RD/M (else RSH·NRD/M)
+        and RS/M (else RSH·NRS/M)."""
+        mod = self.model
+        rd = mod.rd if mod.rd is not None else mod.rsh * self.nrd
+        rs = mod.rs if mod.rs is not None else mod.rsh * self.nrs
+        return rd / self.m, rs / self.m
+
+    def overlap_capacitances(self) -> tuple[float, float, float]:
+        """Gate overlap capacitances ``(CGSO·M·W, CGDO·M·W, CGBO·M·Leff)`` in farads (no
+        effect at DC)."""
+        mod = self.model
+        return mod.cgso * self.m * self.w, mod.cgdo * self.m * self.w, mod.cgbo * self.m * self.leff
+
+
+@dataclasses.dataclass(frozen=True)
+class Waveform:
+    """A V or I source's time function: ``fn`` (``pulse``, ``sin``, ``exp``, ``pwl``,
+    ``sffm``), ``args`` (the numbers as written, ngspice's order; SIN/SFFM phases in degrees)
+    ``delay`` (PWL ``td=``, seconds) and ``repeat`` (PWL ``r=``: the time the waveform repeats
+    from; ``None``: no repetition)."""
+
+    fn: str
+    args: tuple[float, ...]
+    delay: float = 0.0
+    repeat: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Tran:
+    """A ``.tran tstep tstop [tstart [tmax]] [uic]`` card."""
+
+    tstep: float
+    tstop: float
+    tstart: float = 0.0
+    tmax: float | None = None
+    uic: bool = False
+    location: Location | None = None
+
+
+@dataclasses.dataclass
 class Element:
     """One flattened circuit element.
 
@@ -66,15 +193,22 @@ class Element:
       ``r.x1.r2`` inside instance ``x1``, ``v.xp.x1.vm`` for nesting.
     - ``nodes``: node names, lowercase, ground is always ``"0"``; subcircuit internals are
       ``x1.mid``, ``xp.x1.mid``. Two nodes for R V I D C L F H, four for E and G
-      (``n+ n- nc+ nc-``).
+      (``n+ n- nc+ nc-``) and M (``drain gate source bulk``).
     - ``value``: R: resistance in ohms (``m=`` already applied, i.e. R/m); V, I: DC value
       (the t=0 value of SIN/PULSE when no DC is given); C: farads; L: henries; E, G, F, H:
       gain / transconductance / current gain / transresistance.
     - ``control``: F and H only: the flattened name of the controlling V source.
-    - ``model``: D only: the flattened model name, a key of ``Netlist.models``.
-    - ``area``, ``m``: D only: area factor and multiplier.
+    - ``model``: D: the flattened model name, a key of ``Netlist.models``; M: the flattened
+      model name (the model itself is ``mosfet.model``).
+    - ``area``, ``m``: D: area factor and multiplier; M: ``m`` is the multiplier.
     - ``location``: where the element was written (for a subcircuit element: the line inside
       the ``.subckt`` body).
+    - ``wave``: V and I: the :class:`Waveform` of a time-dependent source (``None``: the
+      value is constant); ``value`` is its DC value (the waveform at t = 0 unless ``DC`` is
+      given).
+    - ``mosfet``: M only: the :class:`Mosfet` (geometry and model). An M element has four
+      nodes ``drain gate source bulk``; ``model`` is its flattened model name and ``m``
+      its multiplier.
     """
 
     kind: str
@@ -86,6 +220,8 @@ class Element:
     area: float = 1.0
     m: float = 1.0
     location: Location | None = None
+    mosfet: Mosfet | None = None
+    wave: Waveform | None = None
 
 
 @dataclasses.dataclass
@@ -156,7 +292,10 @@ class Netlist:
 
     ``elements`` keeps deck order. ``params`` holds the evaluated global ``.param`` values.
     ``dc`` holds zero, one or two sweeps (first = inner, varies fastest, as in ngspice).
-    ``options`` holds ``.options`` values that matter at DC (``gmin``).
+    ``options`` holds ``.options`` values that matter at DC (``gmin``). ``models`` holds the
+    diode models; a MOSFET's model is on its element (``Element.mosfet.model``). ``tran`` is
+    the deck's ``.tran`` card (``None``: none), ``ic`` its ``.ic v(node)=value`` initial
+    conditions by node.
     """
 
     title: str
@@ -167,6 +306,8 @@ class Netlist:
     op: bool = False
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     source: str = "<string>"
+    tran: Tran | None = None
+    ic: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def gmin(self) -> float:
