@@ -52,6 +52,35 @@ def _cmd_gradcheck(args) -> int:
     return 0
 
 
+def _cmd_tran(args) -> int:
+    from ._errors import ExperimentError
+    from ._transient import transient
+    from .netlist import load
+
+    for flag, v in (("--rtol", args.rtol), ("--atol", args.atol)):
+        if v is not None and not (v > 0 and v < 1):
+            raise ExperimentError(f"{flag}: expected a number in (0, 1), got {v!r}")
+    deck = load(args.file)
+    res = transient(deck, rtol=args.rtol, atol=args.atol)
+    if args.raw:
+        from ._raw import write_tran_raw
+
+        write_tran_raw(args.raw, res, deck)
+    if args.json:
+        print(json.dumps(res.to_json()))
+        return 0
+    st = res.stats
+    print(f"{len(res.time)} time points from {res.time[0]:.6g} s to {res.time[-1]:.6g} s "
+          f"({st['accepted_steps']} steps, {st['rejected_steps']} rejected, "
+          f"{st['seconds']:.2f} s)")
+    width = max([len(n) for n in [*res.voltages, *res.currents]] + [8])
+    print(f"{'':{width}}  {'final':>14}  {'min':>14}  {'max':>14}")
+    for name, arr in [*((f"v({n})", a) for n, a in res.voltages.items()),
+                      *((f"i({n})", a) for n, a in res.currents.items())]:
+        print(f"{name:{width}}  {arr[-1]:14.6e}  {arr.min():14.6e}  {arr.max():14.6e}")
+    return 0
+
+
 def _cmd_montecarlo(args) -> int:
     import json
 
@@ -195,6 +224,16 @@ def _estimator(name: str) -> str:
 
 
 def add_commands(sub) -> None:
+    t = sub.add_parser("tran", help="run the deck's .tran transient analysis")
+    t.add_argument("file")
+    t.add_argument("--json", action="store_true",
+                   help='print {"time", "voltages", "currents", "stats"}')
+    t.add_argument("--raw", metavar="FILE",
+                   help="also write an ngspice binary raw file (plot 'Transient Analysis')")
+    t.add_argument("--rtol", type=float, help="error controller's relative tolerance (1e-6)")
+    t.add_argument("--atol", type=float, help="error controller's absolute tolerance (1e-9)")
+    t.set_defaults(func=_cmd_tran)
+
     g = sub.add_parser("gradcheck", help="compare a learning rule's gradient estimate with "
                        "the exact gradient and finite differences on one data sample")
     g.add_argument("experiment", help="experiment TOML file")

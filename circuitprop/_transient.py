@@ -1,0 +1,302 @@
+"""``.tran``: a deck's transient response (:func:`transient`).
+
+The deck compiles to the MNA form (:func:`~circuitprop._circuit.compile_circuit` with
+``mna=True``) with its capacitors, inductors and source time functions
+(:class:`~circuitprop._solve._tran.TranCircuit`), starts from the operating point at t = 0
+(the sources' t = 0 values; ``.ic`` nodes held at their values), or with ``uic`` from the
+``.ic`` voltages and zero elsewhere, and is integrated by TR-BDF2 under diffrax's error
+controller (:func:`~circuitprop._solve._tran.tran_solve`), one compiled solve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._api import as_netlist
+from ._circuit import compile_circuit
+from ._errors import ConvergenceError, NetlistError
+from ._graph import check_topology
+from ._solve._tran import (
+    TranCircuit,
+    TranOptions,
+    breakpoint_array,
+    operating_point,
+    tran_solve,
+)
+from ._waveforms import breakpoints, compile_waves
+from .netlist import Netlist
+
+__all__ = ["transient", "Transient", "tran_circuit", "OUTPUT_SUBDIVISION", "settle", "Settle",
+           "NODE_CAP", "SETTLE_TOL"]
+
+#: capacitance (F) from every deck node to ground in a physical settle, besides the deck's
+NODE_CAP = 1e-12
+#: settling band (V): settled once every node stays this close to its final voltage
+SETTLE_TOL = 1e-3
+
+#: output points per accepted step (its end and evenly spaced points inside it)
+OUTPUT_SUBDIVISION = 4
+
+
+@dataclasses.dataclass
+class Transient:
+    """A transient response: ``time`` (s), ``voltages`` (node -> array), ``currents``
+    (V source or inductor -> array, ngspice's sign), ``stats``."""
+
+    time: np.ndarray
+    voltages: dict[str, np.ndarray]
+    currents: dict[str, np.ndarray]
+    stats: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        lst = lambda a: [float(x) for x in np.asarray(a)]  # noqa: E731
+        return {"time": lst(self.time),
+                "voltages": {k: lst(v) for k, v in self.voltages.items()},
+                "currents": {k: lst(v) for k, v in self.currents.items()},
+                "stats": self.stats}
+
+
+def tran_circuit(netlist: Netlist, node_cap: float = 0.0, constant: bool = False):
+    """``(TranCircuit, info)`` of a deck with a ``.tran`` card (``constant``: any deck,
+    every source at its DC value). ``node_cap``: farads added from every deck node to
+    ground."""
+    tr = netlist.tran if not constant else None
+    circuit, info = compile_circuit(netlist, mna=True)
+    n = circuit.n_nodes
+    node = lambda name: n if name == "0" else info.node_index[name]  # noqa: E731
+    c_a, c_b, c_val = [], [], []
+    by_name = {el.name: el for el in netlist.elements}
+    for el in netlist.elements:
+        if el.kind == "c":
+            c_a.append(node(el.nodes[0])); c_b.append(node(el.nodes[1])); c_val.append(el.value)
+        if el.wave is not None and el.wave.repeat is not None:
+            raise NetlistError.at(f"{el.name}: pwl repeat (r=) is not supported in transients",
+                                  el.location)
+    if node_cap > 0:
+        held = source_held_nodes(netlist)
+        for name in netlist.nodes():
+            if name not in held:
+                c_a.append(node(name)); c_b.append(n); c_val.append(node_cap)
+    l_row, l_val, vspecs = [], [], []
+    for k, name in enumerate(info.vbranches):
+        el = by_name[name]
+        if el.kind == "l":
+            l_row.append(n + k); l_val.append(el.value); vspecs.append(None)
+        else:
+            vspecs.append((None if constant else el.wave, el.value))
+    ispecs = [(None if constant else by_name[name].wave, by_name[name].value)
+              for name in info.isources]
+    tstep, tstop = (tr.tstep, tr.tstop) if tr is not None else (1.0, 1.0)
+    ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32))  # noqa: E731
+    fa = lambda x: jnp.asarray(np.asarray(x, dtype=np.float64))  # noqa: E731
+    tc = TranCircuit(mna=circuit, c_a=ia(c_a), c_b=ia(c_b), c_val=fa(c_val), l_row=ia(l_row),
+                     l_val=fa(l_val), vwaves=compile_waves(vspecs, tstep, tstop),
+                     iwaves=compile_waves(ispecs, tstep, tstop), g=info.defaults.g)
+    return tc, info
+
+
+def source_held_nodes(netlist: Netlist) -> set[str]:
+    """Nodes whose voltage a chain of V sources ties to ground (they get no node
+    capacitance: an ideal source would charge it in no time)."""
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.get(a, a) != a:
+            a = parent[a]
+        return a
+
+    for el in netlist.elements:
+        if el.kind == "v":
+            a, b = find(el.nodes[0]), find(el.nodes[1])
+            if a != b:
+                parent[a] = b
+    root = find("0")
+    return {name for name in netlist.nodes() if find(name) == root}
+
+
+def output_times(tstep: float, tstop: float, tstart: float = 0.0) -> np.ndarray:
+    """``tstart, tstart + tstep, …, tstop`` (the last point is ``tstop``)."""
+    k = int(np.floor((tstop - tstart) / tstep * (1 + 1e-12)))
+    ts = tstart + tstep * np.arange(k + 1)
+    if tstop - ts[-1] > 1e-9 * tstep:
+        ts = np.append(ts, tstop)
+    return ts
+
+
+def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,
+              atol: float | None = None) -> Transient:
+    """Run a deck's ``.tran`` analysis.
+
+    **Arguments:** the deck (path, text or :class:`~circuitprop.netlist.Netlist`);
+    ``rtol``/``atol``: the error controller's tolerances (defaults: :class:`TranOptions`).
+
+    **Returns:** a :class:`Transient` at ``tstart, tstart + tstep, …, tstop``, at every
+    accepted integration step in ``[tstart, tstop]`` (as ngspice's raw file holds its own
+    time points) and at 3 points inside each step (the step's interpolant: read linearly
+    between the points, as waveform viewers do, the output keeps the integrator's
+    accuracy), in time order.
+
+    **Raises:** :class:`NetlistError` for a deck without ``.tran``;
+    :class:`ConvergenceError` when the operating point or the integration fails.
+    """
+    netlist = as_netlist(deck)
+    tr = netlist.tran
+    if tr is None:
+        raise NetlistError(f"{netlist.source}: no '.tran' card")
+    check_topology(netlist)
+    tc, info = tran_circuit(netlist)
+    opts = TranOptions()
+    opts = dataclasses.replace(opts, rtol=opts.rtol if rtol is None else float(rtol),
+                               atol=opts.atol if atol is None else float(atol))
+    n = tc.mna.n_nodes
+    size = n + tc.mna.n_br
+    x0 = np.zeros(size)
+    ic_rows = [info.node_index[k] for k in netlist.ic if k != "0"]
+    ic_vals = [v for k, v in netlist.ic.items() if k != "0"]
+    t_start = time.perf_counter()
+    if tr.uic:
+        x0[ic_rows] = ic_vals
+        x0 = jnp.asarray(x0)
+    else:
+        clamp = (jnp.asarray(ic_rows, dtype=jnp.int32), jnp.asarray(ic_vals)) if ic_rows else None
+        sol = jax.jit(operating_point, static_argnums=(1,))(tc, 0.0, jnp.asarray(x0), clamp)
+        if not bool(sol.ok):
+            raise ConvergenceError(f"{netlist.source}: the operating point at t = 0 did not "
+                                   f"converge ({sol.result})")
+        x0 = sol.u
+    ts = output_times(tr.tstep, tr.tstop)
+    span = tr.tstop
+    dtmax = tr.tmax if tr.tmax is not None else min(tr.tstep, span / 50)
+    bps = breakpoints(tc.vwaves, tr.tstop)
+    bps = np.union1d(bps, breakpoints(tc.iwaves, tr.tstop))
+    jumps = breakpoint_array(bps, 0.0, tr.tstop)
+    dt0 = min(tr.tstep, span / 50) * 1e-3
+    # room for 50 steps per largest step over the span (ngspice needs a few per tstep)
+    max_steps = int(min(1_000_000, 50 * span / dtmax + 5000))
+    res = jax.jit(tran_solve, static_argnums=(2, 3, 6, 7, 8, 9, 10))(
+        tc, x0, 0.0, float(tr.tstop), jnp.asarray(ts), jumps, float(dtmax), float(dt0), opts,
+        max_steps, OUTPUT_SUBDIVISION)
+    if not bool(res.ok):
+        raise ConvergenceError(f"{netlist.source}: the transient did not complete "
+                               f"({int(res.accepted)} steps accepted, {int(res.rejected)} "
+                               f"rejected; last stage result: {res.result})")
+    # the output points and every accepted step (diffrax pads the rest with inf), in time
+    # order: tstep is a printing increment, the steps are where the solution is known best
+    t_all = np.asarray(res.ts)
+    fin = np.isfinite(t_all)
+    t_all, xs = t_all[fin], np.asarray(res.xs)[fin]
+    order = np.argsort(t_all, kind="stable")
+    t_all, xs = t_all[order], xs[order]
+    keep = (np.concatenate([[True], np.diff(t_all) > 1e-12 * span])
+            & (t_all >= tr.tstart - 1e-12 * span))
+    ts, xs = t_all[keep], xs[keep]
+    voltages = {name: xs[:, k] for k, name in enumerate(info.nodes)
+                if k < n and "#" not in name}
+    currents = {name: xs[:, n + k] for k, name in enumerate(info.currents)}
+    stats = {"accepted_steps": int(res.accepted), "rejected_steps": int(res.rejected),
+             "newton_iterations": int(res.newton), "rtol": opts.rtol, "atol": opts.atol,
+             "seconds": time.perf_counter() - t_start}
+    return Transient(time=ts, voltages=voltages, currents=currents, stats=stats)
+
+
+@dataclasses.dataclass
+class Settle:
+    """A physical settle from 0 V: ``settling_time`` (s), ``energy`` (J dissipated in the
+    resistors and diodes over ``[0, settling_time]``), the final node voltages, and the
+    trajectory (``time``, ``deviation``: the largest distance of a node from its final
+    voltage)."""
+
+    settling_time: float
+    energy: float
+    final: dict[str, float]
+    time: np.ndarray
+    deviation: np.ndarray
+    stats: dict[str, Any]
+
+
+def settle(deck: Netlist | str | os.PathLike, *, node_cap: float = NODE_CAP,
+           settle_tol: float = SETTLE_TOL, rtol: float | None = None,
+           atol: float | None = None) -> Settle:
+    """The deck's true transient from every node at 0 V with the sources switched on at
+    t = 0 (ngspice's ``.tran … uic`` without ``.ic``), with the deck's capacitors plus
+    ``node_cap`` from every node to ground, until every node stays within ``settle_tol``
+    volts of its operating point.
+
+    **Returns:** a :class:`Settle`. **Raises:** :class:`ConvergenceError` when the operating
+    point or the transient fails, or the circuit has not settled within the step budget.
+    """
+    from ._energy import dissipated_power
+    from ._solve._tran import settle_solve
+
+    netlist = as_netlist(deck)
+    check_topology(netlist)
+    if not (node_cap > 0):
+        raise NetlistError(f"--node-cap: expected a capacitance > 0 F, got {node_cap!r}")
+    if not (settle_tol > 0):
+        raise NetlistError(f"--settle-tol: expected a voltage > 0, got {settle_tol!r}")
+    tc, info = tran_circuit(netlist, node_cap=node_cap, constant=True)
+    opts = TranOptions()
+    opts = dataclasses.replace(opts, rtol=opts.rtol if rtol is None else float(rtol),
+                               atol=opts.atol if atol is None else float(atol))
+    n = tc.mna.n_nodes
+    x0 = jnp.zeros(n + tc.mna.n_br)
+    t_start = time.perf_counter()
+    op = jax.jit(operating_point, static_argnums=(1,))(tc, 0.0, x0, None)
+    if not bool(op.ok):
+        raise ConvergenceError(f"{netlist.source}: the operating point did not converge "
+                               f"({op.result})")
+    vf = op.u[:n]
+    # the start: every capacitor-held node at 0 V, the source-held nodes and the branch
+    # currents consistent with them (an index-1 DAE needs consistent algebraic parts)
+    held = np.unique(np.concatenate([np.asarray(tc.c_a), np.asarray(tc.c_b)]))
+    held = held[held < n]
+    if held.size:
+        first = jax.jit(operating_point, static_argnums=(1,))(
+            tc, 0.0, x0, (jnp.asarray(held, dtype=jnp.int32), jnp.zeros(held.size)))
+        if not bool(first.ok):
+            raise ConvergenceError(f"{netlist.source}: no consistent start at 0 V "
+                                   f"({first.result})")
+        x0 = first.u
+    # the smallest RC time constant of the node capacitances sets the first step
+    g = np.asarray(tc.g)
+    dt0 = 1e-3 * node_cap / max(float(np.max(g, initial=0.0)), 1e-12)
+    res = jax.jit(settle_solve, static_argnums=(3, 4, 5))(
+        tc, x0, vf, float(settle_tol) / 20, float(dt0), opts)
+    if not bool(res.ok):
+        raise ConvergenceError(f"{netlist.source}: the settle did not complete "
+                               f"({int(res.accepted)} steps accepted, {int(res.rejected)} "
+                               f"rejected)")
+    t = np.asarray(res.ts)
+    fin = np.isfinite(t)
+    t, xs = t[fin], np.asarray(res.xs)[fin]
+    deck_nodes = [k for k, name in enumerate(info.nodes) if k < n and "#" not in name]
+    dev = np.max(np.abs(xs[:, deck_nodes] - np.asarray(vf)[deck_nodes]), axis=1)
+    out = np.nonzero(dev > settle_tol)[0]
+    if out.size == 0:
+        t_settle = 0.0
+    else:
+        k = out[-1]
+        if k + 1 >= len(t):
+            raise ConvergenceError(f"{netlist.source}: not settled at the end of the run")
+        # the last crossing of the band, linear between the two points around it
+        d0, d1 = dev[k], dev[k + 1]
+        t_settle = float(t[k] + (t[k + 1] - t[k]) * (d0 - settle_tol) / (d0 - d1))
+    values = tc.values(0.0)
+    power = np.asarray(jax.vmap(lambda x: dissipated_power(
+        tc.mna, values, jnp.concatenate([x[:n], jnp.zeros((1,), x.dtype)])))(jnp.asarray(xs)))
+    upto = t <= t_settle
+    tt = np.append(t[upto], t_settle)
+    pp = np.append(power[upto], np.interp(t_settle, t, power))
+    energy = float(np.sum(0.5 * (pp[1:] + pp[:-1]) * np.diff(tt))) if len(tt) > 1 else 0.0
+    final = {info.nodes[k]: float(vf[k]) for k in deck_nodes}
+    stats = {"settling_time": t_settle, "energy": energy, "node_cap": node_cap,
+             "settle_tol": settle_tol, "accepted_steps": int(res.accepted),
+             "rejected_steps": int(res.rejected), "seconds": time.perf_counter() - t_start}
+    return Settle(t_settle, energy, final, t, dev, stats)
