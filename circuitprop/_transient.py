@@ -76,6 +76,27 @@ def tran_circuit(netlist: Netlist, node_cap: float = 0.0, constant: bool = False
     for el in netlist.elements:
         if el.kind == "c":
             c_a.append(node(el.nodes[0])); c_b.append(node(el.nodes[1])); c_val.append(el.value)
+        elif el.kind == "d" and netlist.models[el.model].dynamic:
+            dyn = ", ".join(p.upper() for p in netlist.models[el.model].dynamic)
+            raise NetlistError.at(f"{el.name}: model '{el.model}' has charge storage ({dyn}), "
+                                  "which transients do not model: remove it, or model it "
+                                  "with a capacitor", el.location)
+        elif el.kind == "m":
+            mod = el.mosfet.model
+            junction = [k for k in ("cbd", "cbs") if getattr(mod, k)] + [
+                k for k in ("cj", "cjsw") if getattr(mod, k)]
+            if junction or mod.cox > 0:
+                what = ", ".join(k.upper() for k in junction) or "TOX (the Meyer gate charges)"
+                raise NetlistError.at(f"{el.name}: model '{mod.name}' has {what}, which "
+                                      "transients do not model (only the overlap capacitances "
+                                      "CGSO, CGDO, CGBO)", el.location)
+            # the overlap capacitances, between the gate and the internal drain/source
+            gate, bulk = node(el.nodes[1]), node(el.nodes[3])
+            drain = info.node_index.get(f"{el.name}#drain", node(el.nodes[0]))
+            source = info.node_index.get(f"{el.name}#source", node(el.nodes[2]))
+            for other, cap in zip((source, drain, bulk), el.mosfet.overlap_capacitances()):
+                if cap > 0:
+                    c_a.append(gate); c_b.append(other); c_val.append(cap)
         if el.wave is not None and el.wave.repeat is not None:
             raise NetlistError.at(f"{el.name}: pwl repeat (r=) is not supported in transients",
                                   el.location)
@@ -124,10 +145,12 @@ def source_held_nodes(netlist: Netlist) -> set[str]:
 def output_times(tstep: float, tstop: float, tstart: float = 0.0) -> np.ndarray:
     """``tstart, tstart + tstep, …, tstop`` (the last point is ``tstop``)."""
     k = int(np.floor((tstop - tstart) / tstep * (1 + 1e-12)))
-    ts = tstart + tstep * np.arange(k + 1)
+    ts = np.minimum(tstart + tstep * np.arange(k + 1), tstop)
     if tstop - ts[-1] > 1e-9 * tstep:
         ts = np.append(ts, tstop)
-    return ts
+    else:
+        ts[-1] = tstop
+    return np.unique(ts)
 
 
 def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,

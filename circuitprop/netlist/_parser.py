@@ -121,6 +121,9 @@ _DIODE_IGNORED = frozenset(
     "cth0 iave vpk mfg type lm lp wm wp xom xoi tox xw ns nr tt1 tt2 cjo2 mjsw2 "
     "npeak bvj ctc tvj vjsw gap1 gap2 ntun xtitun keg xm xp rsw pj ic off thermal l w".split()
 )
+#: Diode model parameters of charge storage (junction capacitance, transit time): ignored at
+#: DC; a transient refuses them when nonzero (it does not model them).
+_DIODE_DYNAMIC = frozenset(("cjo", "cj0", "cj", "tt", "cjp", "cjsw"))
 #: Diode model parameters that change the DC curve and are not implemented: refused when nonzero.
 _DIODE_UNSUPPORTED = {
     "ikf": "high-injection knee current",
@@ -1546,6 +1549,9 @@ class _Parser:
                 raise _err(f"model '{name}': {pname}={p[pname]!r} must be positive", card, ctx)
         if p.get("rs", 0.0) < 0:
             raise _err(f"model '{name}': rs={p['rs']!r} must not be negative", card, ctx)
+        for pname, tok in raw.items():  # charge storage: no effect at DC, kept for transients
+            if pname in _DIODE_DYNAMIC and self._value(tok, ctx, card, f"model '{name}' {pname}"):
+                p["#" + pname] = 1.0
         return p
 
     def _resistor_params(
@@ -1591,6 +1597,7 @@ class _Parser:
                 ibv=p.get("ibv", 1e-3),
                 nbv=p.get("nbv"),
                 location=Location(card.file, card.line),
+                dynamic=tuple(k[1:] for k in p if k.startswith("#")),
             )
         return key, p.get("area", 1.0)
 

@@ -39,6 +39,8 @@ class DiodeModel:
 
     ``name`` is the flattened, lowercase name (``dm``, or ``x1.dm`` for a model local to a
     subcircuit instance). ``bv`` is ``math.inf`` when not given; ``nbv`` defaults to ``n``.
+    ``dynamic`` names the nonzero charge-storage parameters (CJO, TT, ...): no effect at DC,
+    not modelled in transients (which refuse them).
     """
 
     name: str
@@ -49,6 +51,7 @@ class DiodeModel:
     ibv: float = 1e-3
     nbv: float | None = None
     location: Location | None = None
+    dynamic: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.nbv is None:
