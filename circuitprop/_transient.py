@@ -34,6 +34,7 @@ from ._waveforms import breakpoints, compile_waves
 from .netlist import Netlist
 
 __all__ = ["transient", "Transient", "tran_circuit", "OUTPUT_SUBDIVISION", "settle", "Settle",
+           "settle_inputs",
            "NODE_CAP", "SETTLE_TOL"]
 
 #: capacitance (F) from every deck node to ground in a physical settle, besides the deck's
@@ -255,9 +256,6 @@ def settle(deck: Netlist | str | os.PathLike, *, node_cap: float = NODE_CAP,
     **Returns:** a :class:`Settle`. **Raises:** :class:`ConvergenceError` when the operating
     point or the transient fails, or the circuit has not settled within the step budget.
     """
-    from ._energy import dissipated_power
-    from ._solve._tran import settle_solve
-
     netlist = as_netlist(deck)
     check_topology(netlist)
     if not (node_cap > 0):
@@ -265,6 +263,36 @@ def settle(deck: Netlist | str | os.PathLike, *, node_cap: float = NODE_CAP,
     if not (settle_tol > 0):
         raise NetlistError(f"--settle-tol: expected a voltage > 0, got {settle_tol!r}")
     tc, info = tran_circuit(netlist, node_cap=node_cap, constant=True)
+    return _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol)
+
+
+def settle_inputs(deck: Netlist | str | os.PathLike, inputs: list[str], xs, *,
+                  node_cap: float = NODE_CAP, settle_tol: float = SETTLE_TOL) -> list[Settle]:
+    """:func:`settle` for each row of ``xs``: the values of the V/I sources ``inputs`` (one
+    compiled settle for all rows)."""
+    netlist = as_netlist(deck)
+    check_topology(netlist)
+    tc, info = tran_circuit(netlist, node_cap=node_cap, constant=True)
+    vpos = {name: k for k, name in enumerate(info.vbranches)}
+    ipos = {name: k for k, name in enumerate(info.isources)}
+    out = []
+    for x in np.asarray(xs, dtype=np.float64):
+        vp, ip = np.asarray(tc.vwaves.p).copy(), np.asarray(tc.iwaves.p).copy()
+        for name, value in zip(inputs, x):
+            if name in vpos:
+                vp[vpos[name], 0] = value
+            else:
+                ip[ipos[name], 0] = value
+        t = dataclasses.replace(tc, vwaves=dataclasses.replace(tc.vwaves, p=jnp.asarray(vp)),
+                                iwaves=dataclasses.replace(tc.iwaves, p=jnp.asarray(ip)))
+        out.append(_settle(t, info, netlist, node_cap, settle_tol, None, None))
+    return out
+
+
+def _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol) -> Settle:
+    from ._energy import dissipated_power
+    from ._solve._tran import settle_solve
+
     opts = TranOptions()
     opts = dataclasses.replace(opts, rtol=opts.rtol if rtol is None else float(rtol),
                                atol=opts.atol if atol is None else float(atol))

@@ -174,6 +174,7 @@ class TrainSettings:
     solver: str = "auto"
     dtype: str = "float64"
     devices: int | str = 1
+    physical_timing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -877,6 +878,7 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         solver=tt.string("solver", td.solver, TRAIN_SOLVERS),
         dtype=tt.string("dtype", td.dtype, DTYPES),
         devices=_devices(tt, td.devices),
+        physical_timing=tt.boolean("physical_timing", td.physical_timing),
     )
     if train.init_low > train.init_high:
         raise ExperimentError(

@@ -238,3 +238,25 @@ def test_transients_refuse_mosfet_gate_and_junction_charges(tmp_path, capsys):
                     ".end\n")
     assert main(["tran", str(deck)]) == 2
     assert "TOX (the Meyer gate charges)" in capsys.readouterr().err
+
+
+def test_training_records_physical_timing(tmp_path):
+    """``[train] physical_timing``: the trained XOR network's inference settles in about
+    2 ns on 1 pF node capacitances and costs about 44 pJ (measured), which is its free
+    phase's power times the settle (an RC-dominated charge-up)."""
+    xor = Path(__file__).resolve().parents[1] / "examples" / "xor"
+    text = (xor / "experiment.toml").read_text().replace(
+        'netlist = "xor.cir"', f'netlist = "{xor / "xor.cir"}"').replace(
+        "[train]", "[train]\nphysical_timing = true")
+    exp = tmp_path / "e.toml"
+    exp.write_text(text)
+    assert main(["train", str(exp), "--out", str(tmp_path / "r"), "--epochs", "2",
+                 "--no-progress"]) == 0
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    pt = m["physical_timing"]
+    assert pt["samples"] == 4 and pt["node_cap"] == 1e-12
+    assert 1e-10 < pt["inference_settling_time_mean"] <= pt["inference_settling_time_max"] < 1e-7
+    # the energy of a settle is at most the largest free-phase power over the settle
+    assert 0 < pt["inference_energy_mean"] <= (m["power"]["free_max"]
+                                              * pt["inference_settling_time_max"])
+    assert pt["step_energy_bound"] == pytest.approx(3 * pt["inference_energy_mean"])

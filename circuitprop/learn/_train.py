@@ -176,6 +176,27 @@ def _listed(indices) -> str:
     return text
 
 
+#: test samples whose inference is settled physically (``[train] physical_timing``)
+PHYSICAL_SAMPLES = 8
+
+
+def _physical_timing(trained: Path, inputs, x, phases) -> dict:
+    """Settling time and energy of the trained circuit's inference (its free phase from 0 V,
+    :func:`circuitprop._transient.settle`) on the first :data:`PHYSICAL_SAMPLES` test
+    samples; a training step's energy is bounded by ``phases`` such settles (its nudged
+    phases start from the free state, near their own equilibria)."""
+    from .._transient import NODE_CAP, SETTLE_TOL, settle_inputs
+
+    runs = settle_inputs(trained, list(inputs), np.asarray(x[:PHYSICAL_SAMPLES], np.float64))
+    ts = np.array([r.settling_time for r in runs])
+    es = np.array([r.energy for r in runs])
+    return {"samples": len(runs), "node_cap": NODE_CAP, "settle_tol": SETTLE_TOL,
+            "inference_settling_time_mean": float(ts.mean()),
+            "inference_settling_time_max": float(ts.max()),
+            "inference_energy_mean": float(es.mean()),
+            "step_energy_bound": (float(phases * es.mean()) if phases else None)}
+
+
 def _make_eval(prob):
     eq = CircuitEquilibrium(prob=prob)
 
@@ -908,6 +929,9 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                     title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
     except OSError as e:
         raise ExperimentError(f"{out / 'trained.cir'}: cannot write: {e.strerror or e}") from None
+    if t.physical_timing and n_test:
+        metrics["physical_timing"] = _physical_timing(out / "trained.cir", exp.inputs, xte,
+                                                      metrics["power"]["phases_per_step"])
     _atomic_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     if hist["train_loss_history"]:
         _plot(out / "learning_curve.png", hist)
