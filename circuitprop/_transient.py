@@ -124,6 +124,16 @@ def tran_circuit(netlist: Netlist, node_cap: float = 0.0, constant: bool = False
     return tc, info
 
 
+def _saved(res):
+    """The saved times and states of a run, in time order (diffrax pads the unused slots
+    with t = inf)."""
+    t = np.asarray(res.ts)
+    fin = np.isfinite(t)
+    t, xs = t[fin], np.asarray(res.xs)[fin]
+    order = np.argsort(t, kind="stable")
+    return t[order], xs[order]
+
+
 def source_held_nodes(netlist: Netlist) -> set[str]:
     """Nodes whose voltage a chain of V sources ties to ground (they get no node
     capacitance: an ideal source would charge it in no time)."""
@@ -213,11 +223,7 @@ def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,
                                f"rejected; last stage result: {res.result})")
     # the output points and every accepted step (diffrax pads the rest with inf), in time
     # order: tstep is a printing increment, the steps are where the solution is known best
-    t_all = np.asarray(res.ts)
-    fin = np.isfinite(t_all)
-    t_all, xs = t_all[fin], np.asarray(res.xs)[fin]
-    order = np.argsort(t_all, kind="stable")
-    t_all, xs = t_all[order], xs[order]
+    t_all, xs = _saved(res)
     keep = (np.concatenate([[True], np.diff(t_all) > 1e-12 * span])
             & (t_all >= tr.tstart - 1e-12 * span))
     ts, xs = t_all[keep], xs[keep]
@@ -324,9 +330,7 @@ def _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol) -> Settle:
         raise ConvergenceError(f"{netlist.source}: the settle did not complete "
                                f"({int(res.accepted)} steps accepted, {int(res.rejected)} "
                                f"rejected)")
-    t = np.asarray(res.ts)
-    fin = np.isfinite(t)
-    t, xs = t[fin], np.asarray(res.xs)[fin]
+    t, xs = _saved(res)
     deck_nodes = [k for k, name in enumerate(info.nodes) if k < n and "#" not in name]
     dev = np.max(np.abs(xs[:, deck_nodes] - np.asarray(vf)[deck_nodes]), axis=1)
     out = np.nonzero(dev > settle_tol)[0]

@@ -76,7 +76,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import CircuitpropError
-from ._drn import _num, _toml_str, drn_experiment_inputs
+from ._drn import _num, _toml_str, bias_source_lines, drn_experiment_inputs, input_source_lines
 
 __all__ = ["crossbar_deck", "crossbar_experiment", "crossbar_experiment_outputs", "tia_target"]
 
@@ -237,22 +237,9 @@ def crossbar_deck(
     if hidden:
         lines.append(f".model dnl D({model})")
     lines += ["", "* input sources"]
-    x0 = np.random.default_rng([seed, 1]).uniform(0.0, 1.0, size=rows)
-    if input_pm:
-        for i in range(1, rows + 1):
-            lines.append(f"vinp{i} inp{i} 0 DC {_num(gain * x0[i - 1])}")
-        for i in range(1, rows + 1):
-            lines.append(f"vinn{i} inn{i} 0 DC {_num(-gain * x0[i - 1])}")
-    else:
-        for i in range(1, rows + 1):
-            lines.append(f"vin{i} in{i} 0 DC {_num(gain * x0[i - 1])}")
+    lines += input_source_lines(rows, gain, seed, input_pm)
     if hidden:
-        lines += [
-            "",
-            "* bias sources of the rectifiers",
-            f"vbp bp 0 DC {_num(bias)}",
-            f"vbn bn 0 DC {_num(-bias)}",
-        ]
+        lines += bias_source_lines(bias, "rectifiers")
 
     wired = wire_r > 0
     rw = _num(wire_r)

@@ -123,6 +123,23 @@ def _num(v: float) -> str:
     return repr(float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
+def input_source_lines(n_inputs: int, gain: float, seed: int, input_pm: bool) -> list[str]:
+    """The input sources of a layered deck, with placeholder values ``gain·x``,
+    ``x ~ U(0, 1)`` (seeded): ``vinp{i}``/``vinn{i}`` pairs (``input_pm``) or ``vin{i}``."""
+    x0 = np.random.default_rng([seed, 1]).uniform(0.0, 1.0, size=n_inputs)
+    if not input_pm:
+        return [f"vin{i} in{i} 0 DC {_num(gain * x0[i - 1])}" for i in range(1, n_inputs + 1)]
+    return ([f"vinp{i} inp{i} 0 DC {_num(gain * x0[i - 1])}" for i in range(1, n_inputs + 1)]
+            + [f"vinn{i} inn{i} 0 DC {_num(-gain * x0[i - 1])}"
+               for i in range(1, n_inputs + 1)])
+
+
+def bias_source_lines(bias: float, what: str) -> list[str]:
+    """The ``vbp``/``vbn`` bias sources (``+bias``, ``−bias``) of the rectifiers."""
+    return ["", f"* bias sources of the {what}", f"vbp bp 0 DC {_num(bias)}",
+            f"vbn bn 0 DC {_num(-bias)}"]
+
+
 def drn_deck(
     n_inputs: int,
     hidden: Sequence[int],
@@ -218,22 +235,9 @@ def drn_deck(
         "",
         "* input sources",
     ]
-    x0 = np.random.default_rng([seed, 1]).uniform(0.0, 1.0, size=n_inputs)
-    if input_pm:
-        for i in range(1, n_inputs + 1):
-            lines.append(f"vinp{i} inp{i} 0 DC {_num(gain * x0[i - 1])}")
-        for i in range(1, n_inputs + 1):
-            lines.append(f"vinn{i} inn{i} 0 DC {_num(-gain * x0[i - 1])}")
-    else:
-        for i in range(1, n_inputs + 1):
-            lines.append(f"vin{i} in{i} 0 DC {_num(gain * x0[i - 1])}")
+    lines += input_source_lines(n_inputs, gain, seed, input_pm)
     if hidden:
-        lines += [
-            "",
-            "* bias sources of the diode nonlinearities",
-            f"vbp bp 0 DC {_num(bias)}",
-            f"vbn bn 0 DC {_num(-bias)}",
-        ]
+        lines += bias_source_lines(bias, "diode nonlinearities")
 
     for layer in range(1, len(layers)):
         prev, cur = layers[layer - 1], layers[layer]
