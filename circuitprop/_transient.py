@@ -197,7 +197,33 @@ def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,
     t_start = time.perf_counter()
     if tr.uic:
         x0[ic_rows] = ic_vals
+        # the capacitors' and inductors' own ic= (ngspice reads them with UIC only)
+        node_of = lambda name: None if name == "0" else info.node_index[name]  # noqa: E731
+        branch = {name: n + k for k, name in enumerate(info.currents)}
+        for el in netlist.elements:
+            if el.ic is None:
+                continue
+            if el.kind == "l":
+                x0[branch[el.name]] = el.ic
+            elif el.kind == "c":
+                a, b = node_of(el.nodes[0]), node_of(el.nodes[1])
+                if a is not None:
+                    x0[a] = (x0[b] if b is not None else 0.0) + el.ic
+                elif b is not None:
+                    x0[b] = -el.ic
+        # the charges and fluxes start where UIC puts them; the algebraic rest (nodes
+        # without capacitance, source currents) starts consistent with them
+        held = np.unique(np.concatenate([np.asarray(tc.c_a), np.asarray(tc.c_b),
+                                         np.asarray(tc.l_row)]))
+        held = held[held != n]
         x0 = jnp.asarray(x0)
+        if held.size:
+            sol = jax.jit(operating_point, static_argnums=(1,))(
+                tc, 0.0, x0, (jnp.asarray(held, dtype=jnp.int32), x0[held]))
+            if not bool(sol.ok):
+                raise ConvergenceError(f"{netlist.source}: no consistent start from the UIC "
+                                       f"values ({sol.result})")
+            x0 = sol.u
     else:
         clamp = (jnp.asarray(ic_rows, dtype=jnp.int32), jnp.asarray(ic_vals)) if ic_rows else None
         sol = jax.jit(operating_point, static_argnums=(1,))(tc, 0.0, jnp.asarray(x0), clamp)

@@ -68,6 +68,8 @@ def test_source_waveforms_tran_and_ic_are_parsed(tmp_path):
     assert n.tran.tstep == 5e-8 and n.tran.tstop == 3e-5 and not n.tran.uic
     u = circuitprop.load(DECKS / "rc_uic.cir")
     assert u.tran.uic and u.ic == {"a": 5.0, "b": 1.0}
+    lc = circuitprop.load(DECKS / "lc_instance_ic.cir")
+    assert lc.element("c1").ic == 0.5 and lc.element("l1").ic == 1e-3
     # SPICE2's groups, with the DC value first: the group's waveform; (AC ...) ignored
     deck = "t\nvpp 1 0 0.7v (PWL 0ns 3.0v 0.1ns -6.0v) (AC 1v)\nr1 1 0 1k\n.end\n"
     el = circuitprop.parse(deck).element("vpp")

@@ -1902,7 +1902,12 @@ class _Parser:
             what = "capacitance" if kind == "c" else "inductance"
             raise _err(f"{name}: missing {what} value", line, ctx)
         m = self._multiplier(kw, name, line, ctx)
-        self._add(kind, name, nodes, line, ctx, value=value * m if kind == "c" else value / m)
+        # the initial voltage (C) or current (L, of the m in parallel) of a transient with UIC
+        ic = self._value(kw["ic"], ctx, line, f"{name} ic") if "ic" in kw else None
+        if ic is not None and kind == "l":
+            ic *= m
+        self._add(kind, name, nodes, line, ctx, value=value * m if kind == "c" else value / m,
+                  ic=ic)
 
     # -- E, G, F, H -----------------------------------------------------------------------
     def _controlled(self, line: Line, ctx: _Ctx) -> None:

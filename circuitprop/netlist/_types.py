@@ -209,6 +209,8 @@ class Element:
     - ``wave``: V and I: the :class:`Waveform` of a time-dependent source (``None``: the
       value is constant); ``value`` is its DC value (the waveform at t = 0 unless ``DC`` is
       given).
+    - ``ic``: C and L: the ``ic=`` initial voltage or current of a transient with ``UIC``
+      (``None``: not given).
     - ``mosfet``: M only: the :class:`Mosfet` (geometry and model). An M element has four
       nodes ``drain gate source bulk``; ``model`` is its flattened model name and ``m``
       its multiplier.
@@ -225,6 +227,7 @@ class Element:
     location: Location | None = None
     mosfet: Mosfet | None = None
     wave: Waveform | None = None
+    ic: float | None = None
 
 
 @dataclasses.dataclass
