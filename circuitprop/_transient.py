@@ -42,6 +42,8 @@ NODE_CAP = 1e-12
 #: settling band (V): settled once every node stays this close to its final voltage
 SETTLE_TOL = 1e-3
 
+#: memory the saved steps of a transient may take (bytes)
+SAVE_BYTES = 2 * 2**30
 #: output points per accepted step (its end and evenly spaced points inside it)
 OUTPUT_SUBDIVISION = 4
 
@@ -238,15 +240,19 @@ def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,
     bps = np.union1d(bps, breakpoints(tc.iwaves, tr.tstop))
     jumps = breakpoint_array(bps, 0.0, tr.tstop)
     dt0 = min(tr.tstep, span / 50) * 1e-3
-    # room for 50 steps per largest step over the span (ngspice needs a few per tstep)
-    max_steps = int(min(1_000_000, 50 * span / dtmax + 5000))
+    # room for 50 steps per largest step over the span (ngspice needs a few per tstep),
+    # within what the saved steps may take (each holds the state 5 times, 8 bytes each)
+    max_steps = int(min(1_000_000, 50 * span / dtmax + 5000,
+                        max(5000, SAVE_BYTES // (40 * size))))
     res = jax.jit(tran_solve, static_argnums=(2, 3, 6, 7, 8, 9, 10))(
         tc, x0, 0.0, float(tr.tstop), jnp.asarray(ts), jumps, float(dtmax), float(dt0), opts,
         max_steps, OUTPUT_SUBDIVISION)
     if not bool(res.ok):
+        cap = (f" of at most {max_steps}" if int(res.accepted) + int(res.rejected) >= max_steps
+               else "")
         raise ConvergenceError(f"{netlist.source}: the transient did not complete "
                                f"({int(res.accepted)} steps accepted, {int(res.rejected)} "
-                               f"rejected; last stage result: {res.result})")
+                               f"rejected{cap}; last stage result: {res.result})")
     # the output points and every accepted step (diffrax pads the rest with inf), in time
     # order: tstep is a printing increment, the steps are where the solution is known best
     t_all, xs = _saved(res)
