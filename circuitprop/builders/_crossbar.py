@@ -76,7 +76,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import CircuitpropError
-from ._drn import _num, _toml_str, bias_source_lines, drn_experiment_inputs, input_source_lines
+from ._drn import (
+    _num,
+    _toml_str,
+    bias_source_lines,
+    diode_model_text,
+    drn_experiment_inputs,
+    input_source_lines,
+    layer_nodes,
+)
 
 __all__ = ["crossbar_deck", "crossbar_experiment", "crossbar_experiment_outputs", "tia_target"]
 
@@ -209,18 +217,11 @@ def crossbar_deck(
     load = _check_number("load", load, True if readout == "load" else False)
     bias = _check_number("bias", bias, None)
     seed = _check_int("seed", seed, 0)
-    model = diode_model.strip()
-    if model[:2].lower() == "d(" and model.endswith(")"):
-        model = model[2:-1].strip()
-
+    model = diode_model_text(diode_model)
     rng = np.random.default_rng(seed)
-    in_nodes = _input_nodes(rows, input_pm)
-    out_nodes = _output_nodes(cols, differential)
     # the start nodes of each crossbar's row lines and the end nodes of its column lines
-    lines_at = [in_nodes] + [
-        [f"h{layer}_{j}" for j in range(1, h + 1)] for layer, h in enumerate(hidden, 1)
-    ]
-    lines_at.append(out_nodes)
+    out_nodes = _output_nodes(cols, differential)
+    lines_at = layer_nodes(_input_nodes(rows, input_pm), hidden, out_nodes)
 
     arch = "-".join(str(len(n)) for n in lines_at)
     wires = f"wire_r {wire_r!r} ohm" if wire_r > 0 else "ideal lines (wire_r 0)"

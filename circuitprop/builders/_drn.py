@@ -123,6 +123,21 @@ def _num(v: float) -> str:
     return repr(float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
+def diode_model_text(diode_model: str) -> str:
+    """The parameters of ``.model dnl D(...)`` from ``"IS=.. N=.."`` or ``"D(IS=.. N=..)"``."""
+    model = diode_model.strip()
+    if model[:2].lower() == "d(" and model.endswith(")"):
+        model = model[2:-1].strip()
+    return model
+
+
+def layer_nodes(in_nodes: list[str], hidden, out_nodes: list[str]) -> list[list[str]]:
+    """The node names of each layer: the inputs, hidden layers ``h{l}_{j}``, the outputs."""
+    return ([in_nodes]
+            + [[f"h{layer}_{j}" for j in range(1, h + 1)] for layer, h in enumerate(hidden, 1)]
+            + [out_nodes])
+
+
 def input_source_lines(n_inputs: int, gain: float, seed: int, input_pm: bool) -> list[str]:
     """The input sources of a layered deck, with placeholder values ``gain·x``,
     ``x ~ U(0, 1)`` (seeded): ``vinp{i}``/``vinn{i}`` pairs (``input_pm``) or ``vin{i}``."""
@@ -209,17 +224,11 @@ def drn_deck(
             )
     if init_high is not None and not (init_high > init_low):
         raise CircuitpropError(f"drn: init_high must exceed init_low (got {init_high!r})")
-    model = diode_model.strip()
-    if model[:2].lower() == "d(" and model.endswith(")"):
-        model = model[2:-1].strip()
-
+    model = diode_model_text(diode_model)
     rng = np.random.default_rng(seed)
     in_nodes = _input_nodes(n_inputs, input_pm)
     out_nodes = _output_nodes(n_outputs, differential)
-    layers = [in_nodes] + [
-        [f"h{layer}_{j}" for j in range(1, h + 1)] for layer, h in enumerate(hidden, 1)
-    ]
-    layers.append(out_nodes)
+    layers = layer_nodes(in_nodes, hidden, out_nodes)
 
     arch = "-".join(str(n) for n in [len(in_nodes), *hidden, len(out_nodes)])
     lines = [
