@@ -145,7 +145,7 @@ def _from_lineax(sol, finite_input=True):
     res = RESULTS.where(sol.result == lx.RESULTS.successful, RESULTS.successful, RESULTS.singular)
     res = RESULTS.where(sol.result == lx.RESULTS.max_steps_reached, RESULTS.linear_max_steps, res)
     res = RESULTS.where(sol.result == lx.RESULTS.stagnation, RESULTS.stagnation, res)
-    res = RESULTS.where(sol.result == lx.RESULTS.breakdown, RESULTS.linear_breakdown, res)
+    res = RESULTS.where(sol.result == lx.RESULTS.breakdown, RESULTS.krylov_breakdown, res)
     return RESULTS.where(finite, res, RESULTS.where(finite_input, RESULTS.singular,
                                                     RESULTS.nonfinite))
 

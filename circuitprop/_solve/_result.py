@@ -20,6 +20,9 @@ class RESULTS(eqx.Enumeration):
     nonfinite = "the iteration produced a non-finite value (NaN or inf)"
     linear_breakdown = ("the linear solver broke down (conjugate gradients met a direction of "
                         "non-positive curvature: the linearised circuit is not positive definite)")
+    krylov_breakdown = ("GMRES broke down (its Krylov space stopped growing before the residual "
+                        "did: without a preconditioner the non-symmetric system is too hard; "
+                        "MnaOptions.dense_limit above the unknowns solves it by LU)")
     linear_max_steps = "the linear solver did not reach its tolerance within its iteration cap"
     singular = "the linearised system is singular"
     stagnation = "the iteration stagnated (no step reduces the residual)"
