@@ -84,6 +84,8 @@ from ._drn import (
     drn_experiment_inputs,
     input_source_lines,
     layer_nodes,
+    load_lines,
+    rectifier_lines,
 )
 
 __all__ = ["crossbar_deck", "crossbar_experiment", "crossbar_experiment_outputs", "tia_target"]
@@ -277,21 +279,14 @@ def crossbar_deck(
                     lines.append(f"rwc{layer}_{i}_{j} {xc(i, j)} {b} {rw}")
         if not is_out:
             lines.append(f"* crossbar {layer}: rectifiers at the junctions")
-            half = (n + 1) // 2
-            for j, node in enumerate(ends, 1):
-                if j <= half:
-                    lines.append(f"d{layer}_{j} bn {node} dnl")
-                else:
-                    lines.append(f"d{layer}_{j} {node} bp dnl")
+            lines += rectifier_lines(layer, ends)
 
     if readout == "tia":
         lines += ["", "* readout: virtual ground (transimpedance amplifier inputs)"]
         for node in out_nodes:
             lines.append(f"v{node} {node} 0 DC 0")
     else:
-        lines += ["", "* readout: load resistors"]
-        for node in out_nodes:
-            lines.append(f"rload_{node} {node} 0 {_num(1.0 / load)}")
+        lines += ["", "* readout: load resistors"] + load_lines(out_nodes, load)
     lines += ["", ".op", ".end", ""]
     return "\n".join(lines)
 

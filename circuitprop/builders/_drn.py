@@ -138,6 +138,19 @@ def layer_nodes(in_nodes: list[str], hidden, out_nodes: list[str]) -> list[list[
             + [out_nodes])
 
 
+def rectifier_lines(layer: int, nodes: list[str]) -> list[str]:
+    """One diode per unit of a hidden layer: the first half from the ``bn`` rail, the rest
+    to the ``bp`` rail (``d{layer}_{j}``, model ``dnl``)."""
+    half = (len(nodes) + 1) // 2
+    return [f"d{layer}_{j} bn {node} dnl" if j <= half else f"d{layer}_{j} {node} bp dnl"
+            for j, node in enumerate(nodes, 1)]
+
+
+def load_lines(nodes: list[str], load: float) -> list[str]:
+    """A load resistor ``rload_{node}`` of conductance ``load`` from each node to ground."""
+    return [f"rload_{node} {node} 0 {_num(1.0 / load)}" for node in nodes]
+
+
 def input_source_lines(n_inputs: int, gain: float, seed: int, input_pm: bool) -> list[str]:
     """The input sources of a layered deck, with placeholder values ``gain·x``,
     ``x ~ U(0, 1)`` (seeded): ``vinp{i}``/``vinn{i}`` pairs (``input_pm``) or ``vin{i}``."""
@@ -261,14 +274,10 @@ def drn_deck(
                 lines.append(f"r{layer}_{i}_{j} {a} {b} {_num(1.0 / g[i - 1, j - 1])}")
         if not is_out:
             lines.append(f"* layer {layer}: diodes")
-            half = (len(cur) + 1) // 2
-            for j, node in enumerate(cur, 1):
-                if nonlinearity == "rectifier":
-                    if j <= half:
-                        lines.append(f"d{layer}_{j} bn {node} dnl")
-                    else:
-                        lines.append(f"d{layer}_{j} {node} bp dnl")
-                else:
+            if nonlinearity == "rectifier":
+                lines += rectifier_lines(layer, cur)
+            else:  # clamp: two diodes per unit
+                for j, node in enumerate(cur, 1):
                     lines.append(f"d{layer}_{j}u {node} bp dnl")
                     lines.append(f"d{layer}_{j}d bn {node} dnl")
             if leak > 0:
@@ -276,9 +285,7 @@ def drn_deck(
                 for node in cur:
                     lines.append(f"rleak_{node} {node} 0 {_num(1.0 / leak)}")
     if load > 0:
-        lines += ["", "* output loads"]
-        for node in out_nodes:
-            lines.append(f"rload_{node} {node} 0 {_num(1.0 / load)}")
+        lines += ["", "* output loads"] + load_lines(out_nodes, load)
     lines += ["", ".op", ".end", ""]
     return "\n".join(lines)
 
