@@ -129,6 +129,11 @@ class _StageSpice(SpiceSystem):
 class _Args(eqx.Module):
     tc: TranCircuit
     options: TranOptions
+    mass: Array  # M, the charge/flux matrix (constant: charges are linear here)
+
+
+def _args(tc: TranCircuit, options: TranOptions, x0) -> _Args:
+    return _Args(tc=tc, options=options, mass=jax.jacfwd(tc.charge)(x0))
 
 
 def _stage(tc: TranCircuit, t, dh, rhs, guess, options: TranOptions):
@@ -203,8 +208,7 @@ class TRBDF2(diffrax.AbstractSolver):
         # M·(error): the third-order quadrature minus the method's, of x' = −M⁻¹F
         est = -h * (_E[0] * f0 + _E[1] * fg + _E[2] * f1)
         jac = jax.jacfwd(lambda x: tc.residual(x, t1))(y1)
-        mass = jax.jacfwd(tc.charge)(y1)
-        err = jnp.linalg.solve(mass + dh * jac, est)
+        err = jnp.linalg.solve(args.mass + dh * jac, est)
         # branch currents of V sources and E/H are algebraic and may follow the derivative
         # of a source (a capacitor on a source node draws C·dV/dt): as in SPICE, the error
         # is controlled on node voltages and inductor currents only
@@ -276,7 +280,7 @@ def tran_solve(tc: TranCircuit, x0, t0: float, t1: float, ts_out, breakpoints,
         rtol=options.rtol, atol=options.atol, dtmax=dtmax, jump_ts=breakpoints)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field), TRBDF2(), t0=t0, t1=t1, dt0=dt0, y0=x0,
-        args=_Args(tc=tc, options=options), stepsize_controller=controller,
+        args=_args(tc, options, x0), stepsize_controller=controller,
         saveat=diffrax.SaveAt(ts=ts_out, steps=True, dense=sub > 1, solver_state=True),
         max_steps=max_steps, throw=False)
     return _with_inner_points(sol, sol.ts, sol.ys, t0, ts_out, sub)
@@ -295,7 +299,7 @@ def settle_solve(tc: TranCircuit, x0, v_final, tol: float, dt0: float,
     controller = diffrax.PIDController(rtol=options.rtol, atol=options.atol)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field), TRBDF2(), t0=0.0, t1=jnp.inf, dt0=dt0, y0=x0,
-        args=_Args(tc=tc, options=options), stepsize_controller=controller,
+        args=_args(tc, options, x0), stepsize_controller=controller,
         saveat=diffrax.SaveAt(steps=True, dense=True, solver_state=True),
         event=diffrax.Event(near), max_steps=max_steps, throw=False)
     return _with_inner_points(sol, sol.ts, sol.ys, 0.0, sol.ts[:0], sub)
