@@ -228,7 +228,7 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
                 if src is None:
                     row.append(-1)
                     continue
-                if src not in v_index or netlist_kind(netlist, src) != "v":
+                if src not in v_index or netlist.element(src).kind != "v":
                     raise NetlistError(f"{netlist.source}: output {t!r}: {src!r} is not a V "
                                        "source of the deck")
                 row.append(shift.setdefault(v_index[src], len(shift)))
@@ -268,14 +268,6 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
                         inputs=list(inputs), outputs=list(outputs))
     return prob, pinfo
-
-
-def netlist_kind(netlist, name: str) -> str | None:
-    """The kind letter of element ``name`` of the deck (``None``: no such element)."""
-    for el in netlist.elements:
-        if el.name == name:
-            return el.kind
-    return None
 
 
 def _contiguous(idx: list[int]) -> tuple[int, int] | None:
