@@ -226,6 +226,37 @@ def mosfet(vgs, vds, vbs, beta, vbi, gamma, phi, lam, is_d, is_s, gmin) -> Mosfe
     return MosfetEval(ids, gm, gds, gmbs, ibd, gbd, ibs, gbs, von)
 
 
+def channel_gate_cocontent(vgs, vds, vbs, beta, vbi, gamma, phi, lam):
+    """``∂P/∂vgs`` of a level-1 channel, ``P = ∫₀^|vds| |ids| dv`` its co-content taken from
+    its lower-potential end (the source; the drain in reverse mode), in the NMOS sense.
+
+    A channel has no energy (it is not reciprocal), but ``P`` is what a resistor's
+    ``½ g ΔV²`` is to its conductance: with the gate as the parameter, ``∂P/∂V_G`` is the local
+    quantity that coupled learning contrasts between phases. Along ``v`` the
+    transconductance is ``β(1 + λv)·v`` in the triode region and ``β(1 + λv)·vgst`` in
+    saturation, so with ``a = min(|vds|, vgst)``::
+
+        ∂P/∂vgs = β [a²/2 + λa³/3 + vgst·((|vds| − a) + λ(vds² − a²)/2)]   (vgst > 0, else 0)
+
+    which is ``½β ΔV²`` (plus the λ term) in the ohmic region: a transistor edge's gate
+    plays the part of a resistor's conductance. ``vgst = vgs − von`` is taken in the forward
+    frame (``vgd``, ``vbd`` in reverse mode), as :func:`mosfet` does. A PMOS passes its
+    NMOS-sense voltages; ``∂P/∂V_G`` is then ``polarity`` times this.
+    """
+    fwd = vds >= 0
+    vds_f = jnp.abs(vds)
+    vgs_f = jnp.where(fwd, vgs, vgs - vds)
+    vbs_f = jnp.where(fwd, vbs, vbs - vds)
+    sqphi = jnp.sqrt(phi)
+    below = vbs_f <= 0
+    sarg = jnp.where(below, jnp.sqrt(phi - jnp.where(below, vbs_f, 0.0)),
+                     jnp.maximum(sqphi - vbs_f / (sqphi + sqphi), 0.0))
+    vgst = jnp.maximum(vgs_f - (vbi + gamma * sarg), 0.0)
+    a = jnp.minimum(vds_f, vgst)
+    return beta * (0.5 * a * a + lam * a ** 3 / 3.0
+                   + vgst * ((vds_f - a) + 0.5 * lam * (vds_f * vds_f - a * a)))
+
+
 def fetlim(vnew, vold, vto):
     """ngspice's DEVfetlim: the gate voltage a Newton step may reach from ``vold`` given the
     threshold ``vto`` (at most a few volts past threshold per step, never across it in one

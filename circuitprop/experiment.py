@@ -31,6 +31,7 @@ Optional top-level key: ``description`` (free text). Defaults of the tables:
   ``g_min = 1e-9`` S, ``g_max = inf`` S, ``g_unit = 1.0`` S, ``init = "netlist"``,
   ``init_low = 0.0`` S, ``init_high = 1e-3`` S, ``input_gain = 1.0``, ``input_offset = 0.0`` V,
   ``input_mode = "direct"``, ``target_high = 1.0`` V, ``target_low = 0.0`` V,
+  ``v_min = -inf`` V, ``v_max = inf`` V (bounds of trainable V sources),
   ``checkpoint_every = 0`` (epochs; 0 = none), ``solver = "auto"`` (``newton``, ``dense``,
   ``coordinate``; ``auto`` picks by structure, see ``docs/solvers.md``), ``dtype =
   "float64"`` (or ``"float32"``), ``devices = 1`` (a count of local devices, or ``"all"``).
@@ -175,6 +176,8 @@ class TrainSettings:
     dtype: str = "float64"
     devices: int | str = 1
     physical_timing: bool = False
+    v_min: float = -math.inf
+    v_max: float = math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -480,18 +483,19 @@ def parse_output(spec: str) -> tuple[str, str]:
 def match_trainable(
     patterns: Sequence[str], resistor_names: Sequence[str], *, where: str | None = None
 ) -> list[str]:
-    """Resistors whose conductances learn.
+    """Elements whose values learn: resistors (their conductances) and V sources that are
+    not inputs (their DC values, e.g. the gate voltages of a transistor network).
 
     **Arguments:**
 
     - ``patterns``: case-insensitive :mod:`fnmatch` globs (``r*``, ``r[0-9]*``, ``r.x1.*``).
-    - ``resistor_names``: the deck's resistor names, in deck order.
+    - ``resistor_names``: the names of the deck's learnable elements, in deck order.
     - ``where``: prefix for error messages (the experiment file).
 
     **Returns:** the matching names (lowercase), in deck order, each once.
 
     **Raises:** :class:`~circuitprop._errors.ExperimentError` when a pattern matches no
-    resistor (naming it) or nothing at all is trainable.
+    element (naming it) or nothing at all is trainable.
     """
     pre = f"{where}: " if where else ""
     names = [n.lower() for n in resistor_names]
@@ -504,14 +508,15 @@ def match_trainable(
         if not hits:
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
             raise ExperimentError(
-                f"{pre}trainable pattern {p!r} matches no resistor"
-                + (f" (resistors: {shown})" if names else " (the deck has no resistors)")
+                f"{pre}trainable pattern {p!r} matches no resistor or V source"
+                + (f" (learnable: {shown})" if names
+                   else " (the deck has no resistors or non-input V sources)")
             )
         for n in hits:
             chosen[n] = None
     result = [n for n in names if n in chosen]
     if not result:
-        raise ExperimentError(f"{pre}no trainable resistors")
+        raise ExperimentError(f"{pre}no trainable elements")
     return list(dict.fromkeys(result))
 
 
@@ -569,8 +574,11 @@ def check_names(experiment: Experiment, netlist) -> list[str]:
                         "'i(vname)' currents, or all are node voltages)")
     if problems:
         raise ExperimentError(f"{where}: " + "; ".join(problems))
-    resistors = [el.name for el in netlist.elements if el.kind == "r"]
-    return match_trainable(experiment.trainable, resistors, where=where)
+    # trainable: resistors (conductances) and V sources that are not inputs (DC values)
+    inputs = {n.lower() for n in experiment.inputs}
+    learnable = [el.name for el in netlist.elements
+                 if el.kind == "r" or (el.kind == "v" and el.name.lower() not in inputs)]
+    return match_trainable(experiment.trainable, learnable, where=where)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -879,6 +887,8 @@ def parse_experiment(text: str, path: str | os.PathLike = "<string>") -> Experim
         dtype=tt.string("dtype", td.dtype, DTYPES),
         devices=_devices(tt, td.devices),
         physical_timing=tt.boolean("physical_timing", td.physical_timing),
+        v_min=(v_min := tt.number("v_min", td.v_min, finite=False)),
+        v_max=tt.number("v_max", td.v_max, lo=v_min, lo_open=True, finite=False),
     )
     if train.init_low > train.init_high:
         raise ExperimentError(

@@ -14,6 +14,13 @@ Numbers are written with Python's shortest round-trip ``repr`` (up to 17 signifi
 so ngspice reads back the exact binary64 values and reproduces the operating point to its
 own tolerance. Resistors whose conductance is given are written as ``1/g`` ohms.
 
+MOSFETs (level 1) are written with the parameters their equations use, already derived:
+``VTO KP GAMMA PHI`` as circuitprop (and ngspice) computed them from ``TOX U0 NSUB NSS TPG``,
+so the card never asks ngspice to derive them again (``TOX`` stays, for the Meyer gate
+charges of ngspice's transients; see :func:`export_spice`), and the instance line carries its
+resolved geometry (``W L`` from the line, the model card or ``.options defl defw``; ``M``
+from ``m=`` or ``defm``; ``AD`` from ``defad``), so no ``.options`` or card defaults are needed.
+
 :func:`ngspice_operating_point` runs ngspice in batch mode with tight tolerances on a deck and
 reads the ASCII raw file back: the oracle used by the tests, and a way for users to confirm
 that ``trained.cir`` reproduces circuitprop's answer.
@@ -31,6 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ._errors import CircuitpropError, NetlistError
+from .netlist._types import DiodeModel, MosfetModel
 
 __all__ = ["export_spice", "write_spice", "ngspice_operating_point", "NGSPICE_TIGHT_OPTIONS"]
 
@@ -48,10 +56,12 @@ def _num(v: float) -> str:
     return repr(v + 0.0)
 
 
-def _model_names(models) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _model_names(names) -> list[str]:
+    """Deck names for the model keys ``names`` (in order; a key may repeat): lowercase, odd
+    characters replaced by ``_``, made unique with a numeric suffix."""
+    out: list[str] = []
     used: set[str] = set()
-    for name in models:
+    for name in names:
         low = name.lower()
         new = low if _MODEL_OK.match(low) else re.sub(r"[^a-z0-9_.\-+/#]", "_", low)
         if not new or not re.match(r"[a-z0-9_]", new[0]):
@@ -61,17 +71,81 @@ def _model_names(models) -> dict[str, str]:
             k += 1
             new = f"{base}_{k}"
         used.add(new)
-        out[name] = new
+        out.append(new)
     return out
 
 
-def _model_card(name: str, m) -> str:
+def _diode_card(name: str, m: DiodeModel) -> str:
     parts = [f"IS={_num(m.is_)}", f"N={_num(m.n)}", f"RS={_num(m.rs)}"]
     if math.isfinite(m.bv):
         parts.append(f"BV={_num(m.bv)}")
     parts.append(f"IBV={_num(m.ibv)}")
     parts.append(f"NBV={_num(m.nbv if m.nbv is not None else m.n)}")
     return f".model {name} D({' '.join(parts)})"
+
+
+def _mosfet_card(name: str, m: MosfetModel) -> str:
+    """``.model NAME NMOS|PMOS (LEVEL=1 ...)`` on three lines (``+`` continuations): the DC
+    parameters, the parasitic resistances and junction currents, the capacitances.
+
+    ``VTO KP GAMMA PHI`` are the values the equations use; ``TOX`` is written (it gives COX,
+    the Meyer gate charges of ngspice's transients) but ``U0 NSUB NSS TPG`` are not: with
+    ``KP VTO GAMMA PHI`` given, ngspice (mos1temp.c) and circuitprop derive nothing from TOX
+    but COX. ``RD RS CBD CBS`` only when given (else RSH·NRD, RSH·NRS, CJ·AD, CJ·AS apply)."""
+    if m.polarity not in (1, -1):
+        raise NetlistError(f"export: MOSFET model {m.name!r} has polarity {m.polarity!r}")
+    kind = "NMOS" if m.polarity == 1 else "PMOS"
+
+    def kv(key: str, value) -> str:
+        return f"{key}={_num(value)}"
+
+    dc = ["LEVEL=1", kv("VTO", m.vto), kv("KP", m.kp), kv("GAMMA", m.gamma),
+          kv("PHI", m.phi), kv("LAMBDA", m.lambda_)]
+    par = [kv(k, v) for k, v in (("RD", m.rd), ("RS", m.rs)) if v is not None]
+    par += [kv("RSH", m.rsh), kv("IS", m.is_), kv("JS", m.js), kv("LD", m.ld)]
+    if m.tox:  # TOX = 0 is TOX not given (ngspice and the parser)
+        par.append(kv("TOX", m.tox))
+    cap = [kv(k, v) for k, v in (("CBD", m.cbd), ("CBS", m.cbs)) if v is not None]
+    cap += [kv("CJ", m.cj), kv("MJ", m.mj), kv("CJSW", m.cjsw), kv("MJSW", m.mjsw),
+            kv("PB", m.pb), kv("FC", m.fc), kv("CGSO", m.cgso), kv("CGDO", m.cgdo),
+            kv("CGBO", m.cgbo)]
+    return (f".model {name} {kind} ({' '.join(dc)}\n+ {' '.join(par)}\n"
+            f"+ {' '.join(cap)})")
+
+
+def _model_card(name: str, m) -> str:
+    if isinstance(m, MosfetModel):
+        return _mosfet_card(name, m)
+    if isinstance(m, DiodeModel):
+        return _diode_card(name, m)
+    raise NetlistError(f"export: model {name!r} of unknown type {type(m).__name__}")
+
+
+def _mosfet_line(name: str, el, model_name: str) -> str:
+    """``mname d g s b model W= L= [AD= AS= PD= PS= NRD= NRS=] [M=] [OFF] [IC=...]``."""
+    mos = el.mosfet
+    if len(el.nodes) != 4:
+        raise NetlistError(f"export: MOSFET {name!r} has {len(el.nodes)} nodes, not 4")
+    parts = [name, " ".join(el.nodes), model_name, f"W={_num(mos.w)}", f"L={_num(mos.l)}"]
+    for key, value, default in (("AD", mos.ad, 0.0), ("AS", mos.as_, 0.0), ("PD", mos.pd, 0.0),
+                                ("PS", mos.ps, 0.0), ("NRD", mos.nrd, 1.0),
+                                ("NRS", mos.nrs, 1.0)):
+        if float(value) != default:  # ngspice's own defaults (no .options defad is written)
+            parts.append(f"{key}={_num(value)}")
+    if float(mos.m) != 1.0:
+        parts.append(f"M={_num(mos.m)}")
+    if mos.off:
+        parts.append("OFF")
+    ic = list(mos.ic)
+    given = [x is not None for x in ic]
+    if any(given):
+        n = given.index(False) if not all(given) else 3
+        if not any(given[n:]):  # a prefix: IC=vds[,vgs[,vbs]]
+            parts.append("IC=" + ",".join(_num(x) for x in ic[:n]))
+        else:
+            parts += [f"{key}={_num(x)}" for key, x in zip(("ICVDS", "ICVGS", "ICVBS"), ic)
+                      if x is not None]
+    return " ".join(parts)
 
 
 def export_spice(
@@ -85,11 +159,33 @@ def export_spice(
     """Write a netlist as a flat ngspice deck.
 
     The deck holds: the title line; one ``.model NAME D(IS= N= RS= [BV=] IBV= NBV=)`` per
-    diode model (``BV`` omitted when infinite); every element in deck order with its
-    flattened name and nodes (R in ohms, ``1/g`` where ``conductances`` gives ``g``; V and I
-    as ``DC value``; D with ``area=`` / ``m=`` when not 1; C, L; E and G with four nodes;
-    F and H with their controlling source); ``.options gmin=`` when the netlist's gmin is
-    not ngspice's default 1e-12; optionally its ``.dc`` sweep; ``.op``; ``.end``.
+    diode model (``BV`` omitted when infinite); one ``.model NAME NMOS|PMOS (LEVEL=1 ...)``
+    per MOSFET model (see below); every element in deck order with its flattened name and
+    nodes (R in ohms, ``1/g`` where ``conductances`` gives ``g``; V and I as ``DC value``; D
+    with ``area=`` / ``m=`` when not 1; C, L; E and G with four nodes; F and H with their
+    controlling source; M as below); ``.options gmin=`` when the netlist's gmin is not
+    ngspice's default 1e-12; optionally its ``.dc`` sweep; ``.op``; ``.end``.
+
+    **MOSFETs** (level 1). Each model (``Element.mosfet.model``, once per model, under its
+    flattened name, e.g. ``x1.nl``) is written with every parameter, default or not:
+    ``VTO KP GAMMA PHI LAMBDA``, ``RD RS`` (only when the card gave them), ``RSH IS JS LD``,
+    ``TOX`` (when given), ``CBD CBS`` (only when given), ``CJ MJ CJSW MJSW PB FC CGSO CGDO
+    CGBO``. ``VTO KP GAMMA PHI`` are the values the device equations use: when the original
+    card derived them from ``TOX U0 NSUB NSS TPG``, the derived values are written and
+    ``U0 NSUB NSS TPG`` are not, so nothing is derived a second time. ``TOX`` itself is
+    kept: with ``KP VTO GAMMA PHI`` given, ngspice and circuitprop take from it only COX
+    (ε_ox/TOX), which has no effect at DC but sets ngspice's Meyer gate charges in a
+    transient, so the exported deck keeps them (and circuitprop's transient refuses the
+    exported deck exactly where it refused the original). ``TNOM``, ``KF``, ``AF`` are not
+    written (27 °C is the only temperature; noise is not modelled). Each instance is
+    ``mname d g s b model W= L= [AD= AS= PD= PS= NRD= NRS=] [M=] [OFF] [IC=vds,vgs,vbs]``
+    with its resolved geometry (from the line, the model card's ``l= w= ...`` or
+    ``.options defl defw defm defad``, none of which is written): ``AD AS PD PS`` when not
+    0, ``NRD NRS`` when not 1, ``M`` when not 1; ``IC=`` with the given initial voltages
+    (``ICVDS= ICVGS= ICVBS=`` instead when an earlier one is missing). Re-parsed, the deck
+    gives the same :class:`~circuitprop.netlist.MosfetModel` values (``u0`` aside, which
+    matters only without ``KP``) and the same :class:`~circuitprop.netlist.Mosfet`, hence
+    the same operating point, bit for bit.
 
     **Arguments:**
 
@@ -105,7 +201,9 @@ def export_spice(
 
     **Raises:** :class:`~circuitprop._errors.NetlistError` when a name in ``conductances`` is
     not a resistor (or in ``sources`` not a V/I source) of the netlist, a conductance is not
-    positive and finite, a value is not finite, or an element kind is unknown.
+    positive and finite, a value is not finite, an element kind or model type is unknown, a
+    diode's model is missing or not a diode model, or a MOSFET has no ``mosfet`` data or
+    not four nodes.
     """
     kinds = {el.name.lower(): el.kind for el in netlist.elements}
     g_over: dict[str, float] = {}
@@ -129,9 +227,29 @@ def export_spice(
     head = title if title is not None else (netlist.title or "")
     head = " ".join(str(head).split()) or "circuitprop export"
     lines = [head, "* flat deck written by circuitprop.export.export_spice"]
-    mnames = _model_names(netlist.models)
-    for name, model in netlist.models.items():
-        lines.append(_model_card(mnames[name], model))
+    # The models: the netlist's (diodes), then each MOSFET's (``Element.mosfet.model``, the
+    # one the solver uses) under its element's model key, once per model object.
+    entries: list[tuple[str, object]] = list(netlist.models.items())
+    mos_entry: dict[int, int] = {}
+    for el in netlist.elements:
+        if el.kind.lower() != "m":
+            continue
+        if el.mosfet is None:
+            raise NetlistError(f"export: MOSFET {el.name.lower()!r} has no model data")
+        model = el.mosfet.model
+        if id(model) in mos_entry:
+            continue
+        key = el.model or model.name
+        at = next((i for i, (k, m) in enumerate(entries)
+                   if k == key and (m is model or m == model)), None)
+        if at is None:
+            at = len(entries)
+            entries.append((key, model))
+        mos_entry[id(model)] = at
+    names = _model_names(k for k, _ in entries)
+    mnames = {k: names[i] for i, k in enumerate(netlist.models)}
+    for (_, model), name in zip(entries, names):
+        lines.append(_model_card(name, model))
 
     for el in netlist.elements:
         k = el.kind.lower()
@@ -150,12 +268,17 @@ def export_spice(
         elif k == "d":
             if el.model not in mnames:
                 raise NetlistError(f"export: diode {name!r} uses unknown model {el.model!r}")
+            if not isinstance(netlist.models[el.model], DiodeModel):
+                raise NetlistError(f"export: diode {name!r} uses model {el.model!r}, "
+                                   "which is not a diode model")
             extra = ""
             if float(el.area) != 1.0:
                 extra += f" area={_num(el.area)}"
             if float(el.m) != 1.0:
                 extra += f" m={_num(el.m)}"
             lines.append(f"{name} {nodes} {mnames[el.model]}{extra}")
+        elif k == "m":
+            lines.append(_mosfet_line(name, el, names[mos_entry[id(el.mosfet.model)]]))
         elif k in ("c", "l", "e", "g"):
             lines.append(f"{name} {nodes} {_num(el.value)}")
         elif k in ("f", "h"):

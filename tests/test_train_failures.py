@@ -116,7 +116,7 @@ def test_diverging_run_stops_and_keeps_the_last_good_epoch(tmp_path):
     failed = int(m.group(1))
     assert failed >= 2, line  # epoch 1's step still works from the deck's conductances
     assert (f"training stopped, {out / 'checkpoint.npz'} holds the state after epoch "
-            f"{failed - 1} and {out / 'trained.cir'} has its conductances") in line
+            f"{failed - 1} and {out / 'trained.cir'} has its trained values") in line
     assert not (out / "metrics.json").exists()
     meta, arrays = _checkpoint(out)
     assert meta["epoch"] == failed - 1 and len(meta["hist"]["train_loss_history"]) == failed - 1
@@ -169,7 +169,7 @@ def test_failing_step_names_epoch_batch_and_cause(tmp_path, monkeypatch, capsys,
         where = "epoch 1, batch 1 of 1"
     assert line == (f"{exp}: {where}: {cause}; training stopped, {out / 'checkpoint.npz'} holds "
                     f"the initial state (epoch 0) and {out / 'trained.cir'} has its "
-                    "conductances"), line
+                    "trained values"), line
     assert not (out / "metrics.json").exists()
     # the epoch-0 checkpoint is the deck's state, loadable; trained.cir is the deck's values
     meta, arrays = _checkpoint(out)

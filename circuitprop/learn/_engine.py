@@ -104,6 +104,11 @@ class EquilibriumProblem(eqx.Module):
         sources) return what their :meth:`solve` needs."""
         return y
 
+    def exact_gradient(self, theta, x, y, state):
+        """``(dL/dθ, ok)`` by a direct method where the state Hessian is not symmetric (no
+        energy: :func:`implicit_gradient` then uses this), else ``None``."""
+        return None
+
     def clamp(self, theta, x, target, model=None, key=None) -> tuple[Phase, Reading]:
         """The phase with every output held at ``target`` and its reading (coupled and
         contrastive learning). Not every problem has outputs that can be clamped."""
@@ -227,10 +232,14 @@ def implicit_gradient(eq: EquilibriumProblem, theta, x, y, state, *, method: str
     ``H π = ∂_s C`` by conjugate gradients (``method="cg"``) or by recurrent backprop (the
     linearised relaxation ``π ← π + ω D⁻¹(∂_s C − H π)``, ``method="rbp"``: ``ω = 0.8`` with
     the Jacobi scaling ``D`` of a circuit, else ``1/(1.05 λ_max)`` from power iteration), then
-    ``finish(π)``.
+    ``finish(π)``. Problems without an energy answer through
+    :meth:`EquilibriumProblem.exact_gradient` instead.
 
     **Returns:** ``(gradient, ok, iterations)``.
     """
+    direct = eq.exact_gradient(theta, x, y, state)
+    if direct is not None:  # no energy: the adjoint of a non-symmetric Jacobian, directly
+        return direct[0], direct[1], jnp.asarray(1)
     matvec, rhs, diag, finish = eq.adjoint_system(theta, x, y, state)
     precond = jacobi(diag) if diag is not None else None
     atol = tol * jnp.linalg.norm(rhs)

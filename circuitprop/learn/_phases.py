@@ -46,6 +46,7 @@ from .._losses import LOSSES, loss_value
 from .._solve._coordinate import with_colours
 from .._solve._dense import DENSE_LIMIT
 from .._solve._methods import SOLVERS, auto_method, circuit_solve
+from .._solve._mna import MnaOptions
 from .._solve._newton import Newton, NewtonOptions
 from .._solve._result import Solution
 from ..experiment import check_names, current_source
@@ -53,6 +54,7 @@ from ..netlist._types import Element
 
 __all__ = [
     "Problem",
+    "MnaWiring",
     "Measurement",
     "make_problem",
     "problem_from_experiment",
@@ -112,21 +114,46 @@ class Problem(eqx.Module):
     shift_src: Int[Array, " r"] | None = None
     out_ipos: Int[Array, " o"] | None = None
     out_impos: Int[Array, " o"] | None = None
+    train_v_idx: Int[Array, " kv"] | None = None
+    mna: MnaWiring | None = None
 
     @property
     def n_params(self) -> int:
-        return int(self.train_idx.shape[0])
+        kv = 0 if self.train_v_idx is None else int(self.train_v_idx.shape[0])
+        return int(self.train_idx.shape[0]) + kv
 
     @property
     def n_state(self) -> int:
-        """Length of a phase's state: the unknowns, then (current outputs) the shift of
-        each readout source."""
+        """Length of a phase's state: the unknowns (MNA: node voltages, then branch
+        currents), then (current outputs) the shift of each readout source."""
+        if self.mna is not None:
+            return int(self.circuit.n_nodes + self.circuit.n_br)
         extra = int(self.shift_src.shape[0]) if self.current else 0
         return int(self.circuit.n_u) + extra
 
     @property
     def n_outputs(self) -> int:
         return int(self.out_p.shape[0])
+
+
+class MnaWiring(eqx.Module):
+    """What a learning circuit solved by MNA (:class:`~circuitprop._circuit.MnaCircuit`:
+    MOSFETs, controlled sources, or trainable V sources) needs besides :class:`Problem`:
+
+    - ``branch``, ``branch_clamped``: the branch (in the free and in the clamped circuit)
+      of every trainable V source, whose current it delivers is ``∂E/∂V`` of its resistive
+      surroundings.
+    - ``gate_param``, ``gate_mos``, ``gate_sign``: every (trainable V source, MOSFET) pair
+      where the source sets the MOSFET's gate (``sign`` +1: the gate is on the source's plus
+      node, −1: on its minus node), whose channel co-content the gate parameter sets
+      (:func:`~circuitprop._devices.channel_gate_cocontent`).
+    """
+
+    branch: Int[Array, " kv"]
+    branch_clamped: Int[Array, " kv"]
+    gate_param: Int[Array, " pairs"]
+    gate_mos: Int[Array, " pairs"]
+    gate_sign: Float[Array, " pairs"]
 
 
 @dataclasses.dataclass
@@ -176,14 +203,33 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     netlist = as_netlist(netlist)
     check_topology(netlist)
     circuit, info = compile_circuit(netlist)
-    if not isinstance(circuit, Circuit):
-        raise NetlistError(f"{netlist.source}: learning needs a reciprocal circuit "
-                           "(no E, F, G, H or M elements)")
-    if any(current_source(t) is not None for pair in outputs for t in pair):
+    kinds = {el.name.lower(): el.kind for el in netlist.elements}
+    gates = [n.lower() for n in trainable if kinds.get(n.lower()) == "v"]
+    lowered_inputs = {n.lower() for n in inputs}
+    for name in gates:
+        if name in lowered_inputs:
+            raise NetlistError(f"{netlist.source}: {name!r} is an input source; it cannot "
+                               "also be trainable")
+    # circuits without an energy, and V-source parameters, are solved by MNA
+    mna = not isinstance(circuit, Circuit) or bool(gates)
+    currents = any(current_source(t) is not None for pair in outputs for t in pair)
+    if mna:
+        if currents:
+            raise NetlistError(f"{netlist.source}: current outputs need a reciprocal circuit "
+                               "with trainable resistors only (no E, F, G, H or M elements, "
+                               "no trainable V sources)")
+        if method not in ("auto", "newton"):
+            raise ExperimentError(f"solver {method!r} works on reciprocal circuits only; this "
+                                  "circuit is solved by MNA Newton (solver \"auto\")")
+        circuit, info = compile_circuit(netlist, mna=True)
+    compile_ = (lambda n: compile_circuit(n, mna=True)) if mna else compile_circuit
+    if currents:
         clamped, can_clamp = circuit, False  # a current is not held by a voltage source
     else:
         try:
-            clamped, cinfo = compile_circuit(_clamped_netlist(netlist, outputs))
+            cnet = _clamped_netlist(netlist, outputs)
+            check_topology(cnet)
+            clamped, cinfo = compile_(cnet)
             can_clamp = cinfo.nodes == info.nodes
         except NetlistError:  # an output tied to a source cannot be clamped by another one
             clamped, can_clamp = circuit, False
@@ -192,9 +238,16 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     i_index = {n: k for k, n in enumerate(info.isources)}
     train_idx = []
     for name in trainable:
+        if name.lower() in gates:
+            continue
         if name.lower() not in r_index:
-            raise NetlistError(f"{netlist.source}: {name!r} is not a resistor of the deck")
+            raise NetlistError(f"{netlist.source}: {name!r} is not a resistor or V source of "
+                               "the deck")
         train_idx.append(r_index[name.lower()])
+    wiring = None
+    if mna:
+        wiring = _mna_wiring(netlist, circuit, info, clamped if can_clamp else None,
+                             cinfo if can_clamp else None, gates)
     in_v, in_i = [], []
     for col, name in enumerate(inputs):
         key = name.lower()
@@ -238,9 +291,13 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     else:
         out_p = ia([node(p) for p, _ in outputs])
         out_m = ia([node(m) for _, m in outputs])
-    if method == "auto":
+    if mna:
+        method = "mna"
+    elif method == "auto":
         method = auto_method(circuit, loss)
-    if method not in SOLVERS:
+    if mna:
+        pass
+    elif method not in SOLVERS:
         raise ExperimentError(f"unknown solver {method!r} (one of auto, {', '.join(SOLVERS)})")
     if method == "dense" and circuit.n_u > DENSE_LIMIT:
         raise ExperimentError(f"the dense solver factorises an n×n matrix of the unknowns; "
@@ -260,14 +317,46 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
         circuit=circuit, clamped=clamped, base=info.defaults, train_idx=ia(train_idx),
         in_v_idx=ia([a for a, _ in in_v]), in_v_col=ia([b for _, b in in_v]),
         in_i_idx=ia([a for a, _ in in_i]), in_i_col=ia([b for _, b in in_i]),
-        out_p=out_p, out_m=out_m, loss=loss, options=options, can_clamp=can_clamp,
+        out_p=out_p, out_m=out_m, loss=loss, options=MnaOptions() if mna else options,
+        can_clamp=can_clamp,
         method=method, train_slice=_contiguous(train_idx), current=current,
         shift_src=ia(list(shift)) if current else None,
         out_ipos=ia([r[0] for r in pos]) if current else None,
-        out_impos=ia([r[1] for r in pos]) if current else None)
-    pinfo = ProblemInfo(netlist=netlist, info=info, parameters=[n.lower() for n in trainable],
+        out_impos=ia([r[1] for r in pos]) if current else None,
+        train_v_idx=ia([v_index[n] for n in gates]) if mna else None, mna=wiring)
+    # θ: the trainable resistors' conductances, then the trainable V sources' values
+    names = [n.lower() for n in trainable if n.lower() not in gates] + gates
+    pinfo = ProblemInfo(netlist=netlist, info=info, parameters=names,
                         inputs=list(inputs), outputs=list(outputs))
     return prob, pinfo
+
+
+def _mna_wiring(netlist, circuit, info, clamped, cinfo, gates) -> MnaWiring:
+    """The :class:`MnaWiring` of trainable V sources ``gates`` (deck-order names)."""
+    ia = lambda x: jnp.asarray(np.asarray(x, dtype=np.int32).reshape(-1))  # noqa: E731
+
+    def branches(c, inf):
+        if c is None:
+            return [0] * len(gates)
+        kind, src = np.asarray(c.br_kind), np.asarray(c.br_vsrc)
+        v_index = {n: k for k, n in enumerate(inf.vbranches)}
+        return [int(np.nonzero((kind == 0) & (src == v_index[n]))[0][0]) for n in gates]
+
+    gnd = circuit.n_nodes
+    node = lambda n: gnd if n == "0" else info.node_index[n]  # noqa: E731
+    pairs = []
+    m = circuit.mosfets
+    gate_nodes = [] if m is None else np.asarray(m.g).tolist()
+    for j, name in enumerate(gates):
+        plus, minus = (node(n) for n in netlist.element(name).nodes[:2])
+        for k, g in enumerate(gate_nodes):
+            sign = (g == plus and plus != gnd) - (g == minus and minus != gnd)
+            if sign:
+                pairs.append((j, k, float(sign)))
+    return MnaWiring(branch=ia(branches(circuit, info)),
+                     branch_clamped=ia(branches(clamped, cinfo)),
+                     gate_param=ia([p[0] for p in pairs]), gate_mos=ia([p[1] for p in pairs]),
+                     gate_sign=jnp.asarray(np.asarray([p[2] for p in pairs], np.float64)))
 
 
 def _contiguous(idx: list[int]) -> tuple[int, int] | None:
@@ -309,12 +398,16 @@ def values_for(prob: Problem, theta, x, base: Values | None = None, shift=None) 
     source values ``x`` (one sample, already encoded); ``shift``: volts added to each
     readout source of current outputs (a nudged phase)."""
     b = prob.base if base is None else base
+    vsrc = b.vsrc
+    if prob.train_v_idx is not None and prob.train_v_idx.shape[0]:
+        k = prob.train_idx.shape[0]  # θ: conductances, then V-source values
+        vsrc = vsrc.astype(jnp.result_type(vsrc, theta)).at[prob.train_v_idx].set(theta[k:])
+        theta = theta[:k]
     if prob.train_slice is not None:  # a contiguous run of resistors: no scatter
         lo, hi = prob.train_slice
         g = jnp.concatenate([b.g[:lo], theta.astype(b.g.dtype), b.g[hi:]])
     else:
         g = b.g.at[prob.train_idx].set(theta)
-    vsrc = b.vsrc
     if prob.in_v_idx.shape[0]:
         vsrc = vsrc.at[prob.in_v_idx].set(x[prob.in_v_col])
     isrc = b.isrc

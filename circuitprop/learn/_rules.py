@@ -50,6 +50,7 @@ from ._estimators import (
     is_estimator,
 )
 from ._measure import MeasurementModel
+from ._mna import equilibrium
 from ._phases import Problem
 
 __all__ = ["RuleConfig", "RuleOutput", "sample_gradient", "RULES", "rule_config", "agnostic_eta",
@@ -174,6 +175,20 @@ def check_rule(prob: Problem, cfg: RuleConfig) -> None:
         raise ExperimentError(f"rule {cfg.rule!r} cannot learn current outputs (i(...)): "
                               "they are nudged by shifting their readout sources, which "
                               "rules 'ep' and 'exact' do; use one of those")
+    if prob.mna is not None:
+        what = ("a circuit without an energy (MOSFETs or controlled sources)"
+                if prob.train_v_idx.shape[0] == 0 else "trainable V sources")
+        if cfg.rule not in ("coupled", "contrastive", "exact"):
+            raise ExperimentError(f"rule {cfg.rule!r} nudges an energy; {what} learn by "
+                                  "rule 'coupled' or 'contrastive' (or 'exact', the "
+                                  "adjoint baseline)")
+        if not (cfg.measurement is None or cfg.measurement.is_ideal) and \
+                prob.train_v_idx.shape[0]:
+            raise ExperimentError("[measurement] noise applies to voltage drops across "
+                                  "resistors; trainable V sources are measured ideally")
+        if cfg.power_penalty:
+            raise ExperimentError(f"power_penalty needs an energy (dP/dg = ΔV²); {what} "
+                                  "have none")
 
 
 def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -> RuleOutput:
@@ -188,7 +203,7 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
     - ``u0``: warm start of the free phase (e.g. the sample's state from the last epoch).
     """
     check_rule(prob, cfg)
-    eq = CircuitEquilibrium(prob=prob)
+    eq = equilibrium(prob)
     free = eq.solve(theta, x, y, None, u0, cfg.warm and u0 is not None)
     true = eq.measure(theta, x, free.state)
     loss = eq.loss(theta, x, free.state, y)
@@ -219,7 +234,7 @@ def sample_gradient(prob: Problem, cfg: RuleConfig, theta, x, y, key, u0=None) -
 def batch_reduces(prob: Problem, cfg: RuleConfig) -> bool:
     """Whether :func:`batch_gradient` applies: EP with a real estimator and ideal
     measurements on a circuit whose trainable resistors run through dense blocks."""
-    lay = prob.circuit.layout
+    lay = getattr(prob.circuit, "layout", None)
     ideal = cfg.measurement is None or cfg.measurement.is_ideal
     real = not any(isinstance(b, complex) for b in estimator_points(cfg.estimator)[0])
     return (cfg.rule == "ep" and ideal and real and prob.train_slice is not None

@@ -50,10 +50,10 @@ from .._errors import CircuitpropError, ConvergenceError, ExperimentError
 from .._solve._newton import NewtonOptions
 from ..experiment import load_experiment
 from ..export import write_spice
-from ._circuit import CircuitEquilibrium
 from ._device import make_device
 from ._exact import loss_at
 from ._measure import from_settings
+from ._mna import equilibrium
 from ._phases import problem_from_experiment
 from ._rules import (
     RuleOutput,
@@ -198,7 +198,7 @@ def _physical_timing(trained: Path, inputs, x, phases) -> dict:
 
 
 def _make_eval(prob):
-    eq = CircuitEquilibrium(prob=prob)
+    eq = equilibrium(prob)
 
     def one(theta, x, y, u0):
         loss, o, sol = loss_at(prob, theta, x, y, u0)
@@ -526,18 +526,34 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
                               f"of training samples ({n_train})")
     classification = ds.n_classes is not None
 
-    unit = float(t.g_unit)
-    lo, hi = float(t.g_min) / unit, float(t.g_max) / unit
+    # θ: conductances (optimizer units g / g_unit, bounds [g_min, g_max]), then the values
+    # of trainable V sources (volts, bounds [v_min, v_max])
+    k_g, k_v = int(prob.train_idx.shape[0]), prob.n_params - int(prob.train_idx.shape[0])
+    unit = np.concatenate([np.full(k_g, float(t.g_unit)), np.ones(k_v)])
+    lo = np.concatenate([np.full(k_g, float(t.g_min) / float(t.g_unit)),
+                         np.full(k_v, float(t.v_min))]).astype(fdt)
+    hi = np.concatenate([np.full(k_g, float(t.g_max) / float(t.g_unit)),
+                         np.full(k_v, float(t.v_max))]).astype(fdt)
     theta0 = np.asarray(prob.base.g)[np.asarray(prob.train_idx)].astype(np.float64)
     if t.init == "uniform":
         init_rng = np.random.default_rng([t.seed, 1])
         theta0 = init_rng.uniform(t.init_low, t.init_high, size=theta0.shape)
+    if k_v:  # V sources start at the deck's values
+        theta0 = np.concatenate([theta0, np.asarray(prob.base.vsrc)[np.asarray(prob.train_v_idx)]])
+        if fdt is np.float32:
+            raise ExperimentError(f"{exp.path}: [train] dtype: circuits solved by MNA "
+                                  "(trainable V sources, MOSFETs) train in float64")
     params = jnp.asarray(np.clip(theta0 / unit, lo, hi).astype(fdt))
+    unit = jnp.asarray(unit.astype(fdt))
     device = None
     dev_seed = t.seed if exp.device.seed is None else exp.device.seed
+    if not exp.device.ideal and k_v:
+        raise ExperimentError(f"{exp.path}: [device] models conductance devices; trainable V "
+                              f"sources ({', '.join(pinfo.parameters[k_g:])}) are ideal")
     if not exp.device.ideal:
         # every trainable element is a programmable device: the first programming is a write
-        device = make_device(exp.device, int(params.shape[0]), lo, hi, dev_seed, fdt)
+        device = make_device(exp.device, int(params.shape[0]), float(lo[0]), float(hi[0]),
+                             dev_seed, fdt)
         params = device.program(params, jax.random.PRNGKey(dev_seed))
 
     def physical(p):
@@ -625,14 +641,16 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
     good = (start_epoch, np.asarray(params))  # the state in the checkpoint
 
     def write_trained(theta_si: np.ndarray) -> str:
-        conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta_si)}
+        values = [float(g) for g in theta_si]
+        conductances = dict(zip(pinfo.parameters[:k_g], values[:k_g]))
+        sources = dict(zip(pinfo.parameters[k_g:], values[k_g:]))
         path = out / "trained.cir"
         try:
-            write_spice(path, netlist, conductances,
+            write_spice(path, netlist, conductances, sources=sources,
                         title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
         except (CircuitpropError, OSError) as e:
             return f"trained.cir was not written ({e})"
-        return f"{path} has its conductances"
+        return f"{path} has its trained values"
 
     def stopped(where: str, cause: str) -> ConvergenceError:
         epoch, p = good
@@ -923,9 +941,12 @@ def train(experiment, out: str | os.PathLike, *, resume: bool = False,
             "stuck_off": int(np.sum(np.asarray(device.stuck) == 1)),
             "stuck_on": int(np.sum(np.asarray(device.stuck) == 2)),
         }
-    conductances = {name: float(g) for name, g in zip(pinfo.parameters, theta)}
+    conductances = {name: float(g) for name, g in zip(pinfo.parameters[:k_g], theta[:k_g])}
+    sources = {name: float(v) for name, v in zip(pinfo.parameters[k_g:], theta[k_g:])}
+    if sources:
+        metrics["trained_sources"] = sources
     try:
-        write_spice(out / "trained.cir", netlist, conductances,
+        write_spice(out / "trained.cir", netlist, conductances, sources=sources,
                     title=f"{netlist.title or 'circuit'} (trained by circuitprop, {rule})")
     except OSError as e:
         raise ExperimentError(f"{out / 'trained.cir'}: cannot write: {e.strerror or e}") from None
