@@ -271,7 +271,7 @@ def transient(deck: Netlist | str | os.PathLike, *, rtol: float | None = None,
 @dataclasses.dataclass
 class Settle:
     """A physical settle from 0 V: ``settling_time`` (s), ``energy`` (J dissipated in the
-    resistors and diodes over ``[0, settling_time]``), the final node voltages, and the
+    resistors, diodes and MOSFETs over ``[0, settling_time]``), the final node voltages, and the
     trajectory (``time``, ``deviation``: the largest distance of a node from its final
     voltage)."""
 
@@ -329,6 +329,7 @@ def settle_inputs(deck: Netlist | str | os.PathLike, inputs: list[str], xs, *,
 
 def _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol) -> Settle:
     from ._energy import dissipated_power
+    from ._solve._mna import mosfet_power
     from ._solve._tran import settle_solve
 
     opts = TranOptions()
@@ -376,8 +377,11 @@ def _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol) -> Settle:
         d0, d1 = dev[k], dev[k + 1]
         t_settle = float(t[k] + (t[k + 1] - t[k]) * (d0 - settle_tol) / (d0 - d1))
     values = tc.values(0.0)
-    power = np.asarray(jax.vmap(lambda x: dissipated_power(
-        tc.mna, values, jnp.concatenate([x[:n], jnp.zeros((1,), x.dtype)])))(jnp.asarray(xs)))
+    def dissipated(x):
+        v = jnp.concatenate([x[:n], jnp.zeros((1,), x.dtype)])
+        return dissipated_power(tc.mna, values, v) + mosfet_power(tc.mna, v)
+
+    power = np.asarray(jax.vmap(dissipated)(jnp.asarray(xs)))
     upto = t <= t_settle
     tt = np.append(t[upto], t_settle)
     pp = np.append(power[upto], np.interp(t_settle, t, power))

@@ -84,6 +84,16 @@ def mosfet_currents(c: MnaCircuit, v, companion=None):
     return p * (ids - ibd), p * (ibd + ibs)
 
 
+def mosfet_power(c: MnaCircuit, v):
+    """Power dissipated in the MOSFETs (channels and bulk junctions) at node voltages ``v``
+    (ground slot appended), watts: ``Σ`` terminal current × terminal voltage."""
+    m = c.mosfets
+    if m is None or not m.d.shape[0]:
+        return jnp.zeros((), v.dtype)
+    i_d, i_b = mosfet_currents(c, v)
+    return jnp.sum(i_d * v[m.d] + i_b * v[m.b] - (i_d + i_b) * v[m.s])
+
+
 def residual(c: MnaCircuit, values: Values, x, companion=None, diode_companion=None):
     """KCL at every node, then the constitutive equation of every voltage-defining branch.
     ``companion``: MOSFETs as their tangents at their Newton states (see

@@ -27,10 +27,11 @@ import jax
 import jax.numpy as jnp
 
 from .._circuit import MnaCircuit
-from .._devices import channel_gate_cocontent, diode
+from .._devices import channel_gate_cocontent
+from .._energy import dissipated_power
 from .._errors import ExperimentError
 from .._solve._linear import dense_solve
-from .._solve._mna import mna_solve, mosfet_currents, mosfet_voltages, residual, split
+from .._solve._mna import mna_solve, mosfet_power, mosfet_voltages, residual, split
 from .._solve._result import RESULTS, Solution
 from ._circuit import CircuitEquilibrium
 from ._engine import EquilibriumProblem, Phase, Reading
@@ -128,19 +129,9 @@ class MnaEquilibrium(EquilibriumProblem):
 
     def power(self, theta, x, state):
         """The power (W) dissipated in the resistors, diodes and MOSFETs at ``state``."""
-        c, values = self.prob.circuit, values_for(self.prob, theta, x)
+        c = self.prob.circuit
         v, _ = split(c, state)
-        dv = v[c.r_a] - v[c.r_b]
-        p = jnp.sum(values.g * dv * dv)
-        d = c.diodes
-        if d.a.shape[0]:
-            vd = v[d.a] - v[d.b]
-            p = p + jnp.sum(diode(vd, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)[0] * vd)
-        m = c.mosfets
-        if m is not None and m.d.shape[0]:
-            i_d, i_b = mosfet_currents(c, v)
-            p = p + jnp.sum(i_d * v[m.d] + i_b * v[m.b] - (i_d + i_b) * v[m.s])
-        return p
+        return dissipated_power(c, values_for(self.prob, theta, x), v) + mosfet_power(c, v)
 
     def adjoint_system(self, theta, x, y, state):
         raise ExperimentError("an MNA circuit's adjoint is not symmetric: see exact_gradient")
