@@ -124,7 +124,7 @@ def main(argv=None) -> None:
             f"{c['accuracy']:.2f}, {c['seconds']:.1f} s",
             f"- exact gradient (Adam, lr {BASELINE_LR} V), same start: loss {e['loss']:.3g} V², accuracy "
             f"{e['accuracy']:.2f}, {e['seconds']:.1f} s",
-            f"- outputs after coupled learning (targets 0.5, 0.6, 0.6, 0.5 V): "
+            "- outputs after coupled learning (targets 0.5, 0.6, 0.6, 0.5 V): "
             + ", ".join(f"{o:.4f}" for o in c["outputs"]),
         ]
         if summary["inference_settling_time_mean"] is not None:
