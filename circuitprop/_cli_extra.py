@@ -36,7 +36,9 @@ def _cmd_gradcheck(args) -> int:
     print(f"sample {j['sample']}: loss {j['loss']:.10g}; rule {j['rule']}"
           + (f" ({j['estimator']}, beta {j['beta']:g} S)" if j["rule"] in ("ep", "agnostic")
              else ""))
-    print(f"{'parameter':<{w}}  {'g (S)':>12}  {'exact dL/dg':>17}  {'estimate':>17}  "
+    # conductances in S; trainable V sources (gate voltages) in V
+    head = "g (S)" if all(p.startswith("r") for p in j["parameters"]) else "value (S | V)"
+    print(f"{'parameter':<{w}}  {head:>12}  {'exact dL/dθ':>17}  {'estimate':>17}  "
           f"{'finite diff.':>17}")
     for k, name in enumerate(j["parameters"]):
         print(f"{name:<{w}}  {j['conductances'][k]:12.5e}  {j['exact'][k]: .10e}  "

@@ -11,7 +11,7 @@ from .._errors import ConvergenceError, ExperimentError
 from ..experiment import load_experiment
 from ._exact import exact_gradient, finite_difference
 from ._measure import from_settings
-from ._phases import problem_from_experiment
+from ._phases import deck_parameters, problem_from_experiment
 from ._rules import rule_config, sample_gradient
 
 __all__ = ["gradcheck", "GradCheck", "cosine"]
@@ -140,7 +140,7 @@ def gradcheck(experiment, sample: int = 0, rule: str | None = None,
                    dtype=np.float64)
     cfg = rule_config(rule, estimator, beta, eta, from_settings(experiment.measurement),
                       learn.loss)
-    theta = np.asarray(prob.base.g)[np.asarray(prob.train_idx)]
+    theta = deck_parameters(prob)
     key = jax.random.PRNGKey(experiment.measurement.seed)
     ex = jax.jit(lambda p, t, a, b: exact_gradient(p, t, a, b))(prob, theta, x, y)
     g_ex, loss, out, ok, _ = ex

@@ -60,6 +60,7 @@ __all__ = [
     "problem_from_experiment",
     "cost",
     "values_for",
+    "deck_parameters",
     "solve_free",
     "solve_nudged",
     "solve_clamped",
@@ -391,6 +392,15 @@ def problem_from_experiment(experiment, netlist=None, options: NewtonOptions = T
 def cost(loss: str, o, y):
     """The cost of output voltages ``o`` against targets ``y`` (one sample)."""
     return loss_value(loss, o, y)
+
+
+def deck_parameters(prob: Problem) -> np.ndarray:
+    """θ as the deck writes it: the trainable conductances, then the trainable V sources'
+    values."""
+    g = np.asarray(prob.base.g)[np.asarray(prob.train_idx)]
+    if prob.train_v_idx is None or not prob.train_v_idx.shape[0]:
+        return g
+    return np.concatenate([g, np.asarray(prob.base.vsrc)[np.asarray(prob.train_v_idx)]])
 
 
 def values_for(prob: Problem, theta, x, base: Values | None = None, shift=None) -> Values:
