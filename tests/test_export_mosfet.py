@@ -7,8 +7,8 @@ For every deck ``tests/decks/mos_*.cir``: parse, export, parse the export again,
   compiles to the identical circuit (every array of the compiled circuit and of its default
   values bit for bit);
 * circuitprop's operating point (and ``.dc`` sweep) of the export equals the original's to
-  1e-12 relative (it is identical). Solving compiles one program per deck (about 3 s), so
-  only two decks are solved in the fast set; the others are marked ``slow``;
+  1e-12 relative (it is identical), solved for two decks: solving compiles one program per
+  deck (about 3 s) and the compiled circuits are already equal bit for bit;
 * where ngspice is installed, ngspice's answer for the export matches the stored reference
   JSON (ngspice on the original deck) at the tolerance ``test_parity.py`` uses to call a
   stored reference fresh, with the same node and branch names.
@@ -46,7 +46,7 @@ from circuitprop.netlist import (
 
 DECKS_DIR = Path(__file__).resolve().parent / "decks"
 MOS_DECKS = sorted(DECKS_DIR.glob("mos_*.cir"))
-#: decks whose operating point / sweep is solved in the fast set (the rest: slow)
+#: decks whose operating point / sweep is solved again
 FAST_OP = {"mos_params"}
 FAST_DC = {"mos_dc_output"}
 
@@ -54,12 +54,13 @@ needs_ngspice = pytest.mark.skipif(not have_ngspice(), reason="ngspice not insta
 
 
 def _params(fast: set[str], dc_only: bool = False) -> list:
+    """The decks solved again (the others compile bit for bit to the same circuit,
+    :func:`test_reparsed_export_is_the_same_netlist`: solving them again proves nothing)."""
     out = []
     for deck in MOS_DECKS:
-        if dc_only and not load(deck).dc:
+        if deck.stem not in fast or (dc_only and not load(deck).dc):
             continue
-        marks = [] if deck.stem in fast else [pytest.mark.slow]
-        out.append(pytest.param(deck, id=deck.stem, marks=marks))
+        out.append(pytest.param(deck, id=deck.stem))
     return out
 
 
