@@ -94,6 +94,10 @@ class Problem(eqx.Module):
     - ``current``: the outputs are currents through V sources; ``shift_src`` (``vsrc``
       index of each readout source), ``out_ipos``/``out_impos`` (each output's plus and minus
       current as a position in ``shift_src``, −1: none).
+    - ``train_v_idx``: ``vsrc`` indices of trainable V sources (θ after the conductances);
+      ``mna``: the :class:`MnaWiring` of a circuit solved by MNA (``circuit`` and
+      ``clamped`` are then :class:`~circuitprop._circuit.MnaCircuit`, ``options`` an
+      :class:`~circuitprop._solve._mna.MnaOptions`), ``None`` for an energy.
     """
 
     circuit: Circuit
@@ -188,15 +192,23 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     - ``inputs``: V or I source names, in data column order.
     - ``outputs``: ``(plus, minus)`` node pairs (``"0"`` is ground), or current terms
       ``("i(vp)", "i(vn)")`` / ``("i(v)", "0")`` (:func:`~circuitprop.experiment.parse_output`).
-    - ``trainable``: resistor names whose conductances learn.
+    - ``trainable``: resistor names whose conductances learn, and V source names (not
+      inputs) whose DC values learn. θ is the conductances, then the V sources' values
+      (``ProblemInfo.parameters`` in that order).
     - ``loss``: ``"mse"`` or ``"cross-entropy"``.
     - ``options``: Newton tolerances of the phases.
     - ``method``: the phases' solver, ``newton``, ``dense``, ``coordinate`` or ``auto``
       (:func:`circuitprop._solve._methods.auto_method`).
 
+    A deck with E, F, G, H or M elements, or with a trainable V source, has no energy to
+    learn on: it compiles to an :class:`~circuitprop._circuit.MnaCircuit` (``method`` must be
+    ``auto`` or ``newton``; it becomes ``"mna"``), ``Problem.mna`` holds its
+    :class:`MnaWiring`, and :class:`~._mna.MnaEquilibrium` solves its phases.
+
     **Returns:** ``(problem, problem_info)``.
 
-    **Raises:** :class:`NetlistError` for unknown names or a deck with controlled sources.
+    **Raises:** :class:`NetlistError` for unknown names, a trainable input source, current
+    outputs on an MNA circuit; :class:`ExperimentError` for a bad loss or solver.
     """
 
     if loss not in LOSSES:
@@ -292,14 +304,14 @@ def make_problem(netlist, inputs, outputs, trainable, loss: str = "mse",
     else:
         out_p = ia([node(p) for p, _ in outputs])
         out_m = ia([node(m) for _, m in outputs])
-    if mna:
+    if mna:  # the package's Newton on the MNA residual (SPICE's iteration with MOSFETs)
         method = "mna"
-    elif method == "auto":
-        method = auto_method(circuit, loss)
-    if mna:
-        pass
-    elif method not in SOLVERS:
-        raise ExperimentError(f"unknown solver {method!r} (one of auto, {', '.join(SOLVERS)})")
+    else:
+        if method == "auto":
+            method = auto_method(circuit, loss)
+        if method not in SOLVERS:
+            raise ExperimentError(f"unknown solver {method!r} (one of auto, "
+                                  f"{', '.join(SOLVERS)})")
     if method == "dense" and circuit.n_u > DENSE_LIMIT:
         raise ExperimentError(f"the dense solver factorises an n×n matrix of the unknowns; "
                               f"this circuit has {circuit.n_u} (at most {DENSE_LIMIT}): use "
