@@ -94,7 +94,7 @@ def _assert_same_values(a: dict, b: dict, what: str, rtol: float = 1e-12) -> Non
 
 
 def test_corpus():
-    assert len(MOS_DECKS) == 14
+    assert len(MOS_DECKS) == 15
     assert all(d.with_suffix(".json").exists() for d in MOS_DECKS)
 
 

@@ -37,7 +37,7 @@ class MnaOptions(eqx.Module):
 
     rtol: float = 1e-11
     atol: float = 1e-13
-    max_steps: int = eqx.field(static=True, default=200)
+    max_steps: int = eqx.field(static=True, default=400)
     dense_limit: int = eqx.field(static=True, default=3000)
 
 
@@ -214,6 +214,17 @@ class MnaSystem(NewtonSystem):
 #: The node voltages of an iterate are clipped to ±max(1e6 V, 1000 × the largest V source).
 _XBOUND = 1e6
 
+#: gmin stepping (SPICE's fallback when Newton does not converge): after ``GMIN_AFTER``
+#: iterations without convergence a conductance ``GMIN_START`` is put from every node to
+#: ground; each time the circuit converges with it, it is divided by ``GMIN_FACTOR``, down to
+#: ``GMIN_END`` and then removed; a stage that takes ``GMIN_STAGE`` iterations multiplies it
+#: by ``GMIN_FACTOR`` instead (ngspice's dynamic gmin stepping starts at GMIN·1e10).
+GMIN_AFTER = 100
+GMIN_START = 1e-2
+GMIN_FACTOR = 10.0
+GMIN_END = 1e-13
+GMIN_STAGE = 40
+
 
 class SpiceSystem(NewtonSystem):
     """The MNA residual of a circuit with MOSFETs, iterated as SPICE iterates.
@@ -228,32 +239,44 @@ class SpiceSystem(NewtonSystem):
     ngspice's limits allow (:func:`~circuitprop._devices.mosfet_limit`,
     :func:`~circuitprop._devices.diode_limit`).
     Converged when the unknowns moved by less than the tolerances and every state already
-    equals its device's voltages. Above ``dense_limit`` unknowns the linear system is solved
+    equals its device's voltages. When that has not happened after ``GMIN_AFTER``
+    iterations, SPICE's gmin stepping takes over (``gmin_stepping``; see
+    :data:`GMIN_AFTER`): a conductance from every node to ground, lowered stage by stage as
+    the circuit converges with it, then removed. Above ``dense_limit`` unknowns the linear system is solved
     by GMRES for the step.
     """
 
     c: MnaCircuit
     values: Values
     dense_limit: int = eqx.field(static=True, default=3000)
+    gmin_stepping: bool = eqx.field(static=True, default=True)
 
     def init(self, u0):
         c, dt = self.c, u0.dtype
-        # ngspice's junction initialisation (see Mosfets.init); diodes at vcrit; the last
-        # entry: still in ngspice's first phase, where OFF devices stay at zero bias
+        # ngspice's junction initialisation (see Mosfets.init); diodes at vcrit; then:
+        # still in ngspice's first phase (OFF devices at zero bias), the gmin-stepping
+        # shunt (0: none) and the iterations spent at it
         init = c.mosfets.init.astype(dt)
-        return (init[0], init[1], init[2]), c.diodes.vcrit.astype(dt), jnp.any(c.mosfets.off)
+        return ((init[0], init[1], init[2]), c.diodes.vcrit.astype(dt), jnp.any(c.mosfets.off),
+                jnp.zeros((), dt), jnp.zeros((), jnp.int32))
 
     def _affine(self, aux):
-        """The residual with every device replaced by its tangent at its state."""
+        """The residual with every device replaced by its tangent at its state (and the
+        gmin-stepping shunt from every node to ground)."""
         c = self.c
-        mos, vd0, _ = aux
+        mos, vd0, _, shunt, _ = aux
         d = c.diodes
         dcomp = None
         if d.a.shape[0]:
             i0, g0, _ = diode(vd0, d.is_, d.vte, d.tbv, d.nbvt, d.has_bv, c.gmin)
             dcomp = (vd0, i0, g0)
         comp = (mos, mosfet_eval(c, *mos))
-        return lambda x: residual(c, self.values, x, comp, dcomp)
+
+        def f(x):
+            r = residual(c, self.values, x, comp, dcomp)
+            return r.at[: c.n_nodes].add(shunt * x[: c.n_nodes])
+
+        return f
 
     def linearise(self, x, aux) -> Linearisation:
         f = self._affine(aux)
@@ -289,7 +312,7 @@ class SpiceSystem(NewtonSystem):
         ibs = jnp.max(jnp.abs(ib), initial=0.0)
         small_i = jnp.max(step[c.n_nodes:], initial=0.0) <= 1e-15 + newton.rtol * 10 * ibs
         v_new, _ = split(c, x_new)
-        mos, vd_old, fixing = aux
+        mos, vd_old, fixing, shunt, count = aux
         m, d = c.mosfets, c.diodes
         vn = mosfet_voltages(c, v_new)
         # while fixing, OFF devices sit at zero bias and do not count
@@ -304,8 +327,23 @@ class SpiceSystem(NewtonSystem):
             gaps.append(jnp.max(jnp.abs(vd_new - vd_old)))
             vd = diode_limit(vd_new, vd_old, d.vte, d.vcrit, d.tbv, d.nbvt, d.has_bv)
         small = small_v & small_i & (jnp.max(jnp.stack(gaps)) <= 10 * tol)
+        stepping = shunt > 0
+        count = count + 1
+        if self.gmin_stepping:
+            # converged with a shunt: lower it (removed below GMIN_END); stuck: start
+            # stepping, or raise the shunt of a stage that does not converge
+            lower = jnp.where(shunt / GMIN_FACTOR < GMIN_END, 0.0, shunt / GMIN_FACTOR)
+            stuck = ~small & (count >= jnp.where(stepping, GMIN_STAGE, GMIN_AFTER))
+            new_shunt = jnp.where(small & stepping, lower, shunt)
+            new_shunt = jnp.where(stuck, jnp.where(stepping, shunt * GMIN_FACTOR, GMIN_START),
+                                  new_shunt)
+            count = jnp.where(small | stuck, 0, count)
+        else:
+            new_shunt = shunt
         # the first phase converged: release the OFF devices (at least one more iteration)
-        return Advance(u=x_new, aux=(mos, vd, fixing & ~small), small=small & ~fixing,
+        return Advance(u=x_new, aux=(mos, vd, fixing & ~small, new_shunt.astype(shunt.dtype),
+                                     count),
+                       small=small & ~fixing & ~stepping,
                        result=RESULTS.successful, norm=jnp.max(step, initial=0.0))
 
 

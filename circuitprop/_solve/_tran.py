@@ -115,8 +115,10 @@ class _StageMna(MnaSystem):
 
 
 class _StageSpice(SpiceSystem):
-    """The stage equation of a circuit with MOSFETs, iterated as SPICE iterates."""
+    """The stage equation of a circuit with MOSFETs, iterated as SPICE iterates (no gmin
+    stepping: a stage that does not converge is a rejected step)."""
 
+    gmin_stepping: bool = eqx.field(static=True, default=False)
     tc: TranCircuit | None = None
     dh: Array | None = None
     rhs: Array | None = None
