@@ -66,7 +66,7 @@ DOC_BETA = {"positive": 1e-6, "negative": 1e-6, "centered": 1e-6, "forward-2": 2
 
 #: circuits of the gradient checks: (name, experiment file, samples full, samples quick).
 GRAD_CIRCUITS = [
-    ("bias14", "tests/learn_decks/bias14.toml", 5, 2),
+    ("bias14", "tests/learn_decks/bias14.toml", 5, 1),
     ("xor", "examples/xor/experiment.toml", 4, 0),
     ("iris", "examples/iris/experiment.toml", 4, 0),
 ]
