@@ -78,12 +78,12 @@ import numpy as np
 from .._errors import CircuitpropError
 from ._drn import (
     _num,
-    _toml_str,
     bias_source_lines,
     diode_model_text,
     drn_experiment_inputs,
     input_source_lines,
     layer_nodes,
+    layered_experiment,
     load_lines,
     rectifier_lines,
 )
@@ -349,31 +349,10 @@ def crossbar_experiment(
     beta = _check_number("beta", beta, True)
     outputs = crossbar_experiment_outputs(cols, differential, readout)
 
-    def lst(names: list[str]) -> str:
-        return "[" + ", ".join(f'"{n}"' for n in names) + "]"
-
-    text = [
-        f"netlist = {_toml_str(netlist)}",
-        f"inputs = {lst(drn_experiment_inputs(rows, input_pm))}",
-        f"outputs = {lst(outputs)}",
-        'trainable = ["rd*"]',
-        "",
-        "[data]",
-        f"source = {_toml_str(source)}",
-        "",
-        "[learning]",
-        'rule = "ep"',
-        'estimator = "centered"',
-        f"beta = {beta!r}",
-        "",
-        "[train]",
-        f'input_mode = "{"pm" if input_pm else "direct"}"',
-        f"input_gain = {gain!r}",
-        f"g_unit = {g_unit!r}",
-        f"g_min = {g_unit * 1e-6!r}",
-    ]
+    extra = []
     if readout == "tia":
         t = tia_target(rows, hidden=hidden, input_pm=input_pm, gain=gain, g_unit=g_unit)
-        text += [f"target_high = {t!r}", f"target_low = {-t!r}"]
-    text.append("")
-    return "\n".join(text)
+        extra = [f"target_high = {t!r}", f"target_low = {-t!r}"]
+    return layered_experiment(netlist, drn_experiment_inputs(rows, input_pm), outputs, "rd*",
+                              source=source, beta=beta, input_pm=input_pm, gain=gain,
+                              g_unit=g_unit, train_extra=extra)

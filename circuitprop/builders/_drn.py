@@ -315,32 +315,44 @@ def drn_experiment(
     **Returns:** TOML text (see ``docs/experiments.md``).
     """
 
-    def lst(names: list[str]) -> str:
+    return layered_experiment(
+        netlist, drn_experiment_inputs(n_inputs, input_pm),
+        drn_experiment_outputs(n_outputs, differential), "r[0-9]*", source=source,
+        beta=float(beta), input_pm=input_pm, gain=float(gain), g_unit=float(g_unit))
+
+
+def layered_experiment(netlist: str, inputs: list[str], outputs: list[str], trainable: str, *,
+                       source: str, beta: float, input_pm: bool, gain: float, g_unit: float,
+                       train_extra: list[str] = ()) -> str:
+    """The experiment file (TOML text) of a built deck: centered EP at ``beta``, the inputs
+    encoded with ``gain`` (``input_mode = "pm"`` or ``"direct"``), conductances in units of
+    ``g_unit`` bounded below by ``1e-6·g_unit``; ``train_extra``: more ``[train]`` lines."""
+
+    def lst(names) -> str:
         return "[" + ", ".join(f'"{n}"' for n in names) + "]"
 
-    return "\n".join(
-        [
-            f"netlist = {_toml_str(netlist)}",
-            f"inputs = {lst(drn_experiment_inputs(n_inputs, input_pm))}",
-            f"outputs = {lst(drn_experiment_outputs(n_outputs, differential))}",
-            'trainable = ["r[0-9]*"]',
-            "",
-            "[data]",
-            f"source = {_toml_str(source)}",
-            "",
-            "[learning]",
-            'rule = "ep"',
-            'estimator = "centered"',
-            f"beta = {float(beta)!r}",
-            "",
-            "[train]",
-            f'input_mode = "{"pm" if input_pm else "direct"}"',
-            f"input_gain = {float(gain)!r}",
-            f"g_unit = {float(g_unit)!r}",
-            f"g_min = {float(g_unit) * 1e-6!r}",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"netlist = {_toml_str(netlist)}",
+        f"inputs = {lst(inputs)}",
+        f"outputs = {lst(outputs)}",
+        f"trainable = {lst([trainable])}",
+        "",
+        "[data]",
+        f"source = {_toml_str(source)}",
+        "",
+        "[learning]",
+        'rule = "ep"',
+        'estimator = "centered"',
+        f"beta = {beta!r}",
+        "",
+        "[train]",
+        f'input_mode = "{"pm" if input_pm else "direct"}"',
+        f"input_gain = {gain!r}",
+        f"g_unit = {g_unit!r}",
+        f"g_min = {g_unit * 1e-6!r}",
+        *train_extra,
+        "",
+    ])
 
 
 def _toml_str(s: str) -> str:
