@@ -23,6 +23,7 @@ from ._api import as_netlist
 from ._circuit import compile_circuit
 from ._errors import ConvergenceError, NetlistError
 from ._graph import check_topology
+from ._solve._methods import initial_unknowns
 from ._solve._tran import (
     TranCircuit,
     TranOptions,
@@ -336,7 +337,7 @@ def _settle(tc, info, netlist, node_cap, settle_tol, rtol, atol) -> Settle:
     opts = dataclasses.replace(opts, rtol=opts.rtol if rtol is None else float(rtol),
                                atol=opts.atol if atol is None else float(atol))
     n = tc.mna.n_nodes
-    x0 = jnp.zeros(n + tc.mna.n_br)
+    x0 = initial_unknowns(tc.mna)
     t_start = time.perf_counter()
     op = jax.jit(operating_point, static_argnums=(1,))(tc, 0.0, x0, None)
     if not bool(op.ok):

@@ -73,7 +73,7 @@ def _xin(x1, x2):
     return jnp.array([0.5 + 0.3 * x1, 0.5 + 0.3 * x2, 0.5 - 0.3 * x1, 0.5 - 0.3 * x2])
 
 
-def _experiment(path, net, train_extra: str = "") -> None:
+def _experiment(path, net) -> None:
     """An XOR experiment on ``net`` training the gates by coupled learning (η = 0.1)."""
     path.write_text(f'''netlist = "{net}"
 inputs = {json.dumps(INPUTS)}
@@ -91,7 +91,7 @@ input_gain = 0.3
 input_offset = 0.5
 target_high = 0.6
 target_low = 0.5
-{train_extra}''')
+''')
 
 
 @pytest.fixture(scope="module")

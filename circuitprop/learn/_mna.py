@@ -31,6 +31,7 @@ from .._devices import channel_gate_cocontent
 from .._energy import dissipated_power
 from .._errors import ExperimentError
 from .._solve._linear import dense_solve
+from .._solve._methods import initial_unknowns
 from .._solve._mna import mna_solve, mosfet_power, mosfet_voltages, residual, split
 from .._solve._result import RESULTS, Solution
 from ._circuit import CircuitEquilibrium
@@ -83,8 +84,7 @@ class MnaEquilibrium(EquilibriumProblem):
         unknowns count as a failure)."""
         c = self.prob.circuit
         values = values_for(self.prob, theta, x)
-        x0 = (jnp.zeros((c.n_nodes + c.n_br,), values.g.dtype) if start is None
-              else start.astype(values.g.dtype))
+        x0 = (initial_unknowns(c) if start is None else start).astype(values.g.dtype)
         sol = mna_solve(c, values, x0, self.prob.options)
         bad = ~jnp.all(jnp.isfinite(sol.u)) & (sol.result == RESULTS.successful)
         return eqx.tree_at(lambda s: s.result, sol,
@@ -116,7 +116,7 @@ class MnaEquilibrium(EquilibriumProblem):
                                   "output is tied to a source)")
         c = prob.clamped
         cv = clamped_values(prob, values_for(prob, theta, x), target)
-        sol = mna_solve(c, cv, jnp.zeros((c.n_nodes + c.n_br,), cv.g.dtype), prob.options)
+        sol = mna_solve(c, cv, initial_unknowns(c).astype(cv.g.dtype), prob.options)
         m, gates = self._measurement(c, prob.mna.branch_clamped, cv, sol.u)
         ok = sol.ok & jnp.all(jnp.isfinite(sol.u))
         return Phase(state=sol.u, ok=ok), self._reading(m, gates, model, key)
